@@ -1,0 +1,139 @@
+"""run(cfg): the one place that builds the parts of an experiment, runs the stream and returns the summary."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import subprocess
+import warnings
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lepton_research.config import validate
+from lepton_research.learner import ContinualModule
+from lepton_research.loop import CHECKPOINT, Budget, load_checkpoint, run_stream, seed_all
+from lepton_research.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+# keys that do not change what is computed: left out of the config hash that resume and lepton.config_hash use
+_UNHASHED = ("resume", "tracking", "data_dir")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for key in _UNHASHED:
+        container.pop(key, None)
+    return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(container)).encode()).hexdigest()[:12]
+
+
+def git_sha() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True).stdout.strip()
+        return sha.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(flatten(v, f"{key}.") if isinstance(v, dict) else {key: str(v)})
+    return out
+
+
+def choice(group: str, cfg: DictConfig) -> str:
+    """The chosen option of a config group (e.g. 'ewc'), from Hydra when it runs us, else from _target_."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return str(HydraConfig.get().runtime.choices[group])
+    except (ValueError, KeyError):
+        node = cfg[group]
+        return str(node.get("_target_", "?")).rsplit(".", 1)[-1].lower()
+
+
+def quiet_lightning() -> None:
+    """Lightning prints its device banner at every Trainer; one Trainer per task makes that noise."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+def compute_device(cfg: DictConfig) -> torch.device:
+    return torch.device("cuda" if cfg.compute.accelerator in ("gpu", "cuda") else "cpu")
+
+
+def format_matrix(R: np.ndarray) -> str:
+    T = R.shape[1]
+    lines = ["trained\\test " + " ".join(f"{f'task {j}':>7}" for j in range(T))]
+    for k, row in enumerate(R):
+        label = "untrained" if k == 0 else f"after {k - 1}"
+        lines.append(f"{label:>12} " + " ".join(f"{v:7.4f}" for v in row))
+    return "\n".join(lines)
+
+
+def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, float]:
+    """Run one task sequence; returns the final/* summary. ``output_dir`` defaults to Hydra's run folder."""
+    validate(cfg)
+    if output_dir is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        output_dir = HydraConfig.get().runtime.output_dir
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    quiet_lightning()
+    chash = config_hash(cfg)
+    resume_state = load_checkpoint(output_dir / CHECKPOINT, chash) if cfg.resume else None
+
+    seed_all(cfg.seed)
+    stream = instantiate(cfg.benchmark, scenario=cfg.scenario.name).to(compute_device(cfg))
+    model = instantiate(cfg.model, in_shape=stream.input_shape, out_features=stream.scenario.out_features)
+    strategy = instantiate(cfg.strategy)
+    names = {g: choice(g, cfg) for g in ("strategy", "benchmark", "model")}
+    tracker = Tracker(
+        output_dir, enabled=cfg.tracking.enabled, uri=cfg.tracking.uri, experiment=cfg.tracking.experiment,
+        run_name=cfg.tracking.run_name or f"{names['strategy']}-{cfg.scenario.name}-s{cfg.seed}",
+        tags={"lepton.strategy": names["strategy"], "lepton.benchmark": names["benchmark"],
+              "lepton.scenario": cfg.scenario.name, "lepton.seed": str(cfg.seed), "lepton.model": names["model"],
+              "lepton.config_hash": chash, "lepton.git_sha": git_sha()},
+        params=flatten(OmegaConf.to_container(cfg, resolve=True)),
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+    )
+    learner = ContinualModule(model, strategy, stream.scenario, instantiate(cfg.optimizer),
+                              cfg.train.log_every_n_steps, tracker.log_train)
+
+    def make_trainer() -> L.Trainer:
+        c = cfg.compute
+        return L.Trainer(
+            accelerator=c.accelerator, devices=c.devices, strategy=c.strategy, precision=c.precision,
+            num_nodes=c.num_nodes, max_epochs=1, logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+            default_root_dir=str(output_dir),
+        )
+
+    log.info("%s | %s | %s | seed %d | %d tasks %s | %s", names["benchmark"], cfg.scenario.name, names["strategy"],
+             cfg.seed, len(stream), [t.classes for t in stream], output_dir)
+    tracker.start(run_id=resume_state["run_id"] if resume_state else None)
+    budget = Budget(cfg.train.batch_size, cfg.train.iterations, cfg.train.epochs)
+    try:
+        R = run_stream(stream, learner, make_trainer, tracker, seed=cfg.seed, budget=budget, output_dir=output_dir,
+                       config_hash=chash, resume_state=resume_state)
+        title = f"{names['strategy']} | {names['benchmark']} {cfg.scenario.name} | seed {cfg.seed}"
+        summary = tracker.finish(R, title)
+    except BaseException:
+        tracker.fail()
+        raise
+    log.info("accuracy matrix R[k][j] (row k: after training tasks 0..k-1; row 0 untrained):\n%s", format_matrix(R))
+    log.info("summary: %s", ", ".join(f"{k} {v:.4f}" for k, v in summary.items()))
+    log.info(tracker.ui_hint())
+    return {**summary, "R": R.tolist(), "run_id": tracker.run_id, "output_dir": str(output_dir)}

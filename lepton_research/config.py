@@ -1,0 +1,110 @@
+"""The config schema (structured configs) and value checks that run before any data is read or trained.
+
+Hydra checks types and unknown group options; ``validate`` checks values and names the key, the value and
+what is allowed, so an impossible experiment fails in a second instead of after an hour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
+
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+
+
+class ConfigError(ValueError):
+    """An impossible config value, reported before any training."""
+
+
+@dataclass
+class TrainConfig:
+    iterations: int | None = 2000  # optimizer steps per task; null: use epochs
+    epochs: int = 1  # passes over each task's data when iterations is null
+    batch_size: int = 128
+    log_every_n_steps: int = 50  # train/loss is recorded every N steps
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db
+    experiment: str = "lepton"
+    run_name: str | None = None
+
+
+@dataclass
+class ComputeConfig:
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    num_nodes: int = 1
+
+
+@dataclass
+class ScenarioConfig:
+    name: str = MISSING
+
+
+@dataclass
+class LeptonConfig:
+    seed: int = 0
+    resume: bool = False
+    data_dir: str = "data"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    benchmark: Any = MISSING
+    model: Any = MISSING
+    strategy: Any = MISSING
+    optimizer: Any = MISSING
+
+
+def register() -> None:
+    """Make the schema available to config.yaml's defaults list as ``lepton_schema``."""
+    ConfigStore.instance().store(name="lepton_schema", node=LeptonConfig)
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} = {value!r} is not allowed: {allowed}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first impossible value."""
+    from lepton_research.scenarios import SCENARIOS
+
+    _require(cfg.seed >= 0, "seed", cfg.seed, "use an integer >= 0")
+    t = cfg.train
+    _require(t.batch_size >= 1, "train.batch_size", t.batch_size, "use an integer >= 1")
+    _require(t.iterations is None or t.iterations >= 1, "train.iterations", t.iterations,
+             "use an integer >= 1, or null to train train.epochs epochs per task")
+    _require(t.epochs >= 1, "train.epochs", t.epochs, "use an integer >= 1")
+    _require(t.log_every_n_steps >= 1, "train.log_every_n_steps", t.log_every_n_steps, "use an integer >= 1")
+    _require(cfg.scenario.name in SCENARIOS, "scenario.name", cfg.scenario.name, f"one of {', '.join(SCENARIOS)}")
+    opt = cfg.optimizer
+    if "lr" in opt:
+        _require(opt.lr > 0, "optimizer.lr", opt.lr, "the learning rate must be > 0")
+    if "momentum" in opt:
+        _require(0 <= opt.momentum < 1, "optimizer.momentum", opt.momentum, "use a value in [0, 1)")
+    if "betas" in opt:
+        _require(len(opt.betas) == 2 and all(0 <= b < 1 for b in opt.betas), "optimizer.betas", list(opt.betas),
+                 "two values in [0, 1)")
+    if "weight_decay" in opt:
+        _require(opt.weight_decay >= 0, "optimizer.weight_decay", opt.weight_decay, "use a value >= 0")
+    b = cfg.benchmark
+    if "n_tasks" in b:
+        _require(b.n_tasks >= 1, "benchmark.n_tasks", b.n_tasks, "use an integer >= 1")
+    c = cfg.compute
+    _require(c.accelerator in ACCELERATORS, "compute.accelerator", c.accelerator, f"one of {', '.join(ACCELERATORS)}")
+    _require(c.num_nodes >= 1, "compute.num_nodes", c.num_nodes, "use an integer >= 1")
+    if c.accelerator in ("gpu", "cuda"):
+        import torch
+
+        _require(torch.cuda.is_available(), "compute.accelerator", c.accelerator,
+                 "no CUDA device is visible (torch.cuda.is_available() is False); use compute=cpu")
+    _require(bool(cfg.tracking.experiment), "tracking.experiment", cfg.tracking.experiment, "a non-empty name")

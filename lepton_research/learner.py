@@ -1,0 +1,101 @@
+"""ContinualModule: one LightningModule for every strategy; the strategy's hooks shape each step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.functional.classification import multiclass_accuracy
+
+from lepton_research.data.stream import TensorData
+from lepton_research.scenarios import Scenario
+from lepton_research.strategies.base import Strategy
+
+MetricsSink = Callable[[int, dict[str, torch.Tensor]], None]
+
+
+class ContinualModule(L.LightningModule):
+    """Model + strategy + scenario. ``train/loss`` (and ``train/penalty``) go to ``metrics_sink`` every
+    ``log_every_n_steps`` steps as device tensors, so the hot path never waits for the host."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        strategy: Strategy,
+        scenario: Scenario,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        log_every_n_steps: int = 50,
+        metrics_sink: MetricsSink | None = None,
+    ) -> None:
+        super().__init__()
+        self.model, self.strategy, self.scenario = model, strategy, scenario
+        self.optimizer_factory = optimizer
+        self.log_every_n_steps = log_every_n_steps
+        self.metrics_sink = metrics_sink
+        self.active: torch.Tensor | None = None  # output units the loss may use (class-IL: classes seen so far)
+        self.step_offset = 0  # optimizer steps taken in earlier tasks: train/* steps keep counting across tasks
+        self.last_loss: torch.Tensor | None = None
+        if strategy.training_step is not None:
+            self.automatic_optimization = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def logits_for(self, x: torch.Tensor, task_ids: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
+        """The scenario's logits: the task's head in task-IL, the active units in class-IL."""
+        return self.scenario.select(self.model(x), task_ids, self.active if active is None else active)
+
+    @property
+    def global_step_all(self) -> int:
+        """Optimizer steps since the start of the stream."""
+        return self.step_offset + self.trainer.global_step
+
+    def training_step(self, batch, batch_idx: int):
+        if self.strategy.training_step is not None:
+            return self.strategy.training_step(self, batch)
+        batch = self.strategy.train_batch(batch)
+        x, y, task_ids = batch
+        logits = self.logits_for(x, task_ids)
+        ce = F.cross_entropy(logits, y)
+        loss = self.strategy.loss(self, batch, logits, ce)
+        self.record(batch_idx, loss, ce)
+        return loss
+
+    def record(self, batch_idx: int, loss: torch.Tensor, ce: torch.Tensor | None = None) -> None:
+        """Hand the step's losses to the sink every log_every_n_steps steps (no host sync here)."""
+        self.last_loss = loss.detach()
+        if self.metrics_sink is None or batch_idx % self.log_every_n_steps:
+            return
+        values = {"train/loss": self.last_loss}
+        if ce is not None and loss is not ce:
+            values["train/ce"] = ce.detach()
+            values["train/penalty"] = (loss - ce).detach()
+        self.metrics_sink(self.global_step_all, values)
+
+    def on_after_backward(self) -> None:
+        self.strategy.after_backward(self)
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        self.strategy.after_step(self)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
+
+    @torch.no_grad()
+    def accuracy(self, data: TensorData, active: torch.Tensor | None, chunk: int = 4096) -> float:
+        """Accuracy (torchmetrics, micro) on ``data`` with the units in ``active`` (None: all)."""
+        was_training = self.training
+        self.eval()
+        preds = torch.cat(
+            [
+                self.scenario.select(self.model(data.x[i : i + chunk]), data.task[i : i + chunk], active).argmax(1)
+                for i in range(0, len(data), chunk)
+            ]
+        )
+        self.train(was_training)
+        n_out = self.scenario.classes_per_task if self.scenario.name != "class_il" else self.scenario.n_classes
+        return float(multiclass_accuracy(preds, data.y, num_classes=n_out, average="micro"))

@@ -1,0 +1,1 @@
+"""Continual-learning strategies: one file each, configured by ``conf/strategy/<name>.yaml``."""

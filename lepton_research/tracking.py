@@ -1,0 +1,151 @@
+"""The MLflow contract (DESIGN.md): one run per task sequence, metric series with step = tasks trained.
+
+Local files come first: ``accuracy_matrix.csv`` and ``summary.json`` are written to the run's output folder
+before anything is sent to MLflow, so a tracking failure never loses a result. ``enabled=False``
+(``tracking=none``) writes only those local files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lepton_research import metrics, plots
+
+log = logging.getLogger(__name__)
+
+
+def resolve_uri(uri: str | None) -> str:
+    """``tracking.uri``, else $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db (absolute)."""
+    if uri:
+        return uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def write_matrix_csv(R: np.ndarray, path: Path) -> None:
+    T = R.shape[1]
+    lines = ["trained_tasks," + ",".join(f"task_{j}" for j in range(T))]
+    lines += [f"{k}," + ",".join(f"{v:.6f}" for v in row) for k, row in enumerate(R)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def read_matrix_csv(path: Path) -> np.ndarray:
+    return np.loadtxt(path, delimiter=",", skiprows=1)[:, 1:]
+
+
+class Tracker:
+    def __init__(
+        self, output_dir: Path, *, enabled: bool, uri: str | None, experiment: str, run_name: str | None,
+        tags: dict[str, str], params: dict[str, str], config_yaml: str,
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.enabled = enabled
+        self.uri = resolve_uri(uri) if enabled else None
+        self.experiment, self.run_name = experiment, run_name
+        self.tags, self.params, self.config_yaml = tags, params, config_yaml
+        self.run_id: str | None = None
+        self.experiment_id: str | None = None
+        self._train: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self._client = None
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def start(self, run_id: str | None = None) -> str | None:
+        """Create the run, or reopen ``run_id`` (resume)."""
+        if not self.enabled:
+            return None
+        from mlflow.entities import Param, RunTag
+        from mlflow.tracking import MlflowClient
+
+        self._client = MlflowClient(tracking_uri=self.uri)
+        if run_id is not None:
+            run = self._client.get_run(run_id)
+            self.run_id, self.experiment_id = run_id, run.info.experiment_id
+            self._client.update_run(run_id, status="RUNNING")
+            return run_id
+        exp = self._client.get_experiment_by_name(self.experiment)
+        self.experiment_id = exp.experiment_id if exp else self._client.create_experiment(self.experiment)
+        run = self._client.create_run(self.experiment_id, run_name=self.run_name, tags=self.tags)
+        self.run_id = run.info.run_id
+        items = [Param(k, v[:6000]) for k, v in self.params.items()]
+        for i in range(0, len(items), 100):
+            self._client.log_batch(self.run_id, params=items[i : i + 100])
+        self._client.log_batch(self.run_id, tags=[RunTag("lepton.output_dir", str(self.output_dir))])
+        (self.output_dir / "config.yaml").write_text(self.config_yaml)
+        self._client.log_artifact(self.run_id, str(self.output_dir / "config.yaml"))
+        return self.run_id
+
+    def finish(self, R: np.ndarray, title: str) -> dict[str, float]:
+        """Write and log the summary and artifacts, mark the run FINISHED; returns the summary."""
+        self.flush()
+        summary = metrics.summary(R)
+        write_matrix_csv(R, self.output_dir / "accuracy_matrix.csv")
+        (self.output_dir / "summary.json").write_text(json.dumps({**summary, "run_id": self.run_id}, indent=2) + "\n")
+        if not self.enabled:
+            return summary
+        plots.accuracy_matrix_png(R, self.output_dir / "accuracy_matrix.png", title)
+        plots.forgetting_curves_png(R, self.output_dir / "forgetting_curves.png", title)
+        self._log_metrics(summary, step=R.shape[1])
+        for name in ("accuracy_matrix.csv", "accuracy_matrix.png", "forgetting_curves.png", "summary.json"):
+            self._client.log_artifact(self.run_id, str(self.output_dir / name))
+        self._client.set_terminated(self.run_id, "FINISHED")
+        return summary
+
+    def fail(self) -> None:
+        """End the run FAILED (never leave it RUNNING after an error)."""
+        if self.enabled and self.run_id is not None:
+            try:
+                self.flush()
+            finally:
+                self._client.set_terminated(self.run_id, "FAILED")
+
+    # ---- metrics ---------------------------------------------------------------------------------
+    def log_train(self, step: int, values: dict[str, torch.Tensor]) -> None:
+        """Buffer training scalars (device tensors); sent in one batch by ``flush``."""
+        self._train.append((step, values))
+
+    def flush(self) -> None:
+        if not self._train:
+            return
+        buffered, self._train = self._train, []
+        if not self.enabled:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        keys = [(step, k) for step, values in buffered for k in values]
+        numbers = torch.stack([v.float() for _, values in buffered for v in values.values()]).tolist()
+        batch = [Metric(k, float(v), now, step) for (step, k), v in zip(keys, numbers)]
+        for i in range(0, len(batch), 1000):
+            self._client.log_batch(self.run_id, metrics=batch[i : i + 1000])
+
+    def log_row(self, k: int, R: np.ndarray) -> None:
+        """acc/*, forgetting/* at step k from rows 0..k of R."""
+        self.flush()
+        self._log_metrics(metrics.row_metrics(R, k), step=k)
+
+    def log_metrics(self, values: dict[str, float], step: int) -> None:
+        self._log_metrics(values, step)
+
+    def _log_metrics(self, values: dict[str, float], step: int) -> None:
+        if not self.enabled:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
+
+    def ui_hint(self) -> str:
+        if not self.enabled:
+            return f"tracking=none: results are in {self.output_dir}"
+        store = self.uri
+        return (
+            f"MLflow run {self.run_id} in experiment '{self.experiment}' ({store}).\n"
+            f"  Open it: mlflow ui --backend-store-uri {store}  then "
+            f"http://127.0.0.1:5000/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+        )

@@ -67,6 +67,7 @@ def quiet_lightning() -> None:
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 def compute_device(cfg: DictConfig) -> torch.device:
@@ -126,7 +127,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     tracker.start(run_id=resume_state["run_id"] if resume_state else None)
     budget = Budget(cfg.train.batch_size, cfg.train.iterations, cfg.train.epochs)
     try:
-        R = run_stream(stream, learner, make_trainer, tracker, seed=cfg.seed, budget=budget, output_dir=output_dir,
+        R, fit_seconds = run_stream(stream, learner, make_trainer, tracker, seed=cfg.seed, budget=budget, output_dir=output_dir,
                        config_hash=chash, resume_state=resume_state)
         title = f"{names['strategy']} | {names['benchmark']} {cfg.scenario.name} | seed {cfg.seed}"
         summary = tracker.finish(R, title)
@@ -136,4 +137,5 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     log.info("accuracy matrix R[k][j] (row k: after training tasks 0..k-1; row 0 untrained):\n%s", format_matrix(R))
     log.info("summary: %s", ", ".join(f"{k} {v:.4f}" for k, v in summary.items()))
     log.info(tracker.ui_hint())
-    return {**summary, "R": R.tolist(), "run_id": tracker.run_id, "output_dir": str(output_dir)}
+    return {**summary, "R": R.tolist(), "fit_seconds": sum(fit_seconds), "run_id": tracker.run_id,
+            "output_dir": str(output_dir)}

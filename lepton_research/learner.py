@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 
 import lightning as L
+import psutil
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,6 +16,8 @@ from torchmetrics.functional.classification import multiclass_accuracy
 from lepton_research.data.stream import TensorData
 from lepton_research.scenarios import Scenario
 from lepton_research.strategies.base import Strategy
+
+log = logging.getLogger(__name__)
 
 MetricsSink = Callable[[int, dict[str, torch.Tensor]], None]
 
@@ -38,6 +43,7 @@ class ContinualModule(L.LightningModule):
         self.active: torch.Tensor | None = None  # output units the loss may use (class-IL: classes seen so far)
         self.step_offset = 0  # optimizer steps taken in earlier tasks: train/* steps keep counting across tasks
         self.last_loss: torch.Tensor | None = None
+        self._reported_start = False
         if strategy.training_step is not None:
             self.automatic_optimization = False
 
@@ -74,6 +80,12 @@ class ContinualModule(L.LightningModule):
             values["train/ce"] = ce.detach()
             values["train/penalty"] = (loss - ce).detach()
         self.metrics_sink(self.global_step_all, values)
+
+    def on_train_start(self) -> None:
+        if self.step_offset == 0 and not self._reported_start:
+            self._reported_start = True
+            since = time.time() - psutil.Process().create_time()
+            log.info("first training step %.1f s after process start", since)
 
     def on_after_backward(self) -> None:
         self.strategy.after_backward(self)

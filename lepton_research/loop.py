@@ -83,8 +83,8 @@ def load_checkpoint(path: Path, config_hash: str) -> dict:
 def run_stream(
     stream: TaskStream, learner: ContinualModule, make_trainer: Callable[[], L.Trainer], tracker: Tracker, *,
     seed: int, budget: Budget, output_dir: Path, config_hash: str, resume_state: dict | None = None,
-) -> np.ndarray:
-    """Train the stream task by task; returns the full accuracy matrix R ((T+1) x T)."""
+) -> tuple[np.ndarray, list[float]]:
+    """Train the stream task by task; returns the accuracy matrix R ((T+1) x T) and each task's fit seconds."""
     T = len(stream)
     ckpt_path = output_dir / CHECKPOINT
     if resume_state is None:
@@ -97,7 +97,9 @@ def run_stream(
         learner.model.load_state_dict(resume_state["model"])
         learner.strategy.load_state(resume_state["strategy"])
         learner.step_offset = resume_state["step_offset"]
+        tracker.log_missing_rows(R, start)  # a kill between checkpoint and logging left a row unlogged
         log.info("resuming after task %d of %d (from %s)", start, T, ckpt_path)
+    fit_seconds = []
     for t in range(start, T):
         task = stream[t]
         seed_all(task_seed(seed, t))
@@ -113,12 +115,14 @@ def run_stream(
         learner.step_offset += trainer.global_step
         learner.strategy.after_task(task, learner)
         R[t + 1] = evaluate_row(learner, stream, t + 1)
-        tracker.log_row(t + 1, R)
+        fit_seconds.append(seconds)
         save_checkpoint(ckpt_path, t + 1, R, learner, tracker.run_id, config_hash)
+        tracker.log_row(t + 1, R)
+        tracker.log_metrics({"time/fit_seconds": seconds}, step=t + 1)
         loss = float(learner.last_loss) if learner.last_loss is not None else float("nan")
         log.info(
             "task %d/%d classes %s: %d steps in %.1f s (%.2f ms/step), loss %.4f | acc seen %.4f, all %.4f",
             t + 1, T, task.classes, trainer.global_step, seconds, 1000 * seconds / max(trainer.global_step, 1),
             loss, metrics.average_seen_accuracy(R, t + 1), metrics.average_accuracy(R, t + 1),
         )
-    return R
+    return R, fit_seconds

@@ -129,6 +129,15 @@ class Tracker:
         self.flush()
         self._log_metrics(metrics.row_metrics(R, k), step=k)
 
+    def log_missing_rows(self, R: np.ndarray, completed: int) -> None:
+        """Log the rows 0..completed that the MLflow run does not hold yet (after a resume)."""
+        if not self.enabled:
+            return
+        logged = {m.step for m in self._client.get_metric_history(self.run_id, "acc/task_0")}
+        for k in range(completed + 1):
+            if k not in logged:
+                self.log_row(k, R)
+
     def log_metrics(self, values: dict[str, float], step: int) -> None:
         self._log_metrics(values, step)
 

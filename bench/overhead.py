@@ -46,8 +46,13 @@ def plain_loop(cfg) -> float:
     for t, task in enumerate(stream):
         optimizer = instantiate(cfg.optimizer)(model.parameters())
         active = stream.scenario.active_mask(stream.seen_classes(t + 1))
-        batches = TensorBatches(task.train, cfg.train.batch_size, cfg.train.iterations, cfg.train.epochs,
-                                torch.Generator().manual_seed(task_seed(cfg.seed, t)))
+        batches = TensorBatches(
+            task.train,
+            cfg.train.batch_size,
+            cfg.train.iterations,
+            cfg.train.epochs,
+            torch.Generator().manual_seed(task_seed(cfg.seed, t)),
+        )
         start = time.perf_counter()
         for x, y, task_ids in batches:
             loss = F.cross_entropy(stream.scenario.select(model(x), task_ids, active), y)
@@ -68,8 +73,17 @@ def framework(cfg, out: Path) -> tuple[float, float]:
 def time_to_first_step(benchmark: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run(
-            [sys.executable, "run.py", f"benchmark={benchmark}", "train.iterations=1", "tracking=none",
-             f"hydra.run.dir={tmp}/run"], cwd=ROOT, capture_output=True, text=True,
+            [
+                sys.executable,
+                "run.py",
+                f"benchmark={benchmark}",
+                "train.iterations=1",
+                "tracking=none",
+                f"hydra.run.dir={tmp}/run",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         )
         found = re.search(r"first training step ([0-9.]+) s after process start", done.stdout + done.stderr)
         if not found:
@@ -84,16 +98,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = [f"benchmark={args.benchmark}", f"train.iterations={args.iterations}",
-                     f"tracking.uri=sqlite:///{tmp}/mlflow.db", "tracking.experiment=bench"]
+        overrides = [
+            f"benchmark={args.benchmark}",
+            f"train.iterations={args.iterations}",
+            f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+            "tracking.experiment=bench",
+        ]
         cfg = compose_cfg(overrides)
         steps = len(cfg.benchmark.get("tasks") or range(cfg.benchmark.n_tasks)) * args.iterations
         for r in range(args.repeats):
             plain = plain_loop(cfg)
             train, wall = framework(cfg, Path(tmp) / f"run{r}")
-            print(f"[{r}] {steps} steps | plain loop {plain:.1f} s ({1000 * plain / steps:.2f} ms/step) | "
-                  f"lepton training {train:.1f} s ({1000 * train / steps:.2f} ms/step), whole run {wall:.1f} s | "
-                  f"ratio {train / plain:.3f}")
+            print(
+                f"[{r}] {steps} steps | plain loop {plain:.1f} s ({1000 * plain / steps:.2f} ms/step) | "
+                f"lepton training {train:.1f} s ({1000 * train / steps:.2f} ms/step), whole run {wall:.1f} s | "
+                f"ratio {train / plain:.3f}"
+            )
     print(f"time from `python run.py` to the first training step: {time_to_first_step(args.benchmark):.1f} s")
 
 

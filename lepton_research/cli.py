@@ -11,10 +11,12 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lepton_research.config import validate
+from lepton_research.config import ConfigError, validate
+from lepton_research.data.idx import DataFileError
 from lepton_research.learner import ContinualModule
 from lepton_research.loop import CHECKPOINT, Budget, load_checkpoint, run_stream, seed_all
 from lepton_research.tracking import Tracker
@@ -36,8 +38,9 @@ def git_sha() -> str:
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True
+        ).stdout.strip()
         return sha.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -70,6 +73,20 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
+def build(node: DictConfig, **kwargs):
+    """hydra.utils.instantiate, with a factory's own ValueError (an impossible value) reported as a ConfigError
+    and a data-file error passed through, instead of Hydra's generic wrapper."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, DataFileError):
+            raise cause from None
+        if isinstance(cause, ValueError):
+            raise ConfigError(str(cause)) from cause
+        raise
+
+
 def compute_device(cfg: DictConfig) -> torch.device:
     return torch.device("cuda" if cfg.compute.accelerator in ("gpu", "cuda") else "cpu")
 
@@ -97,38 +114,78 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     resume_state = load_checkpoint(output_dir / CHECKPOINT, chash) if cfg.resume else None
 
     seed_all(cfg.seed)
-    stream = instantiate(cfg.benchmark, scenario=cfg.scenario.name).to(compute_device(cfg))
-    model = instantiate(cfg.model, in_shape=stream.input_shape, out_features=stream.scenario.out_features)
-    strategy = instantiate(cfg.strategy)
+    stream = build(cfg.benchmark, scenario=cfg.scenario.name).to(compute_device(cfg))
+    model = build(cfg.model, in_shape=stream.input_shape, out_features=stream.scenario.out_features)
+    strategy = build(cfg.strategy)
     names = {g: choice(g, cfg) for g in ("strategy", "benchmark", "model")}
     tracker = Tracker(
-        output_dir, enabled=cfg.tracking.enabled, uri=cfg.tracking.uri, experiment=cfg.tracking.experiment,
+        output_dir,
+        enabled=cfg.tracking.enabled,
+        uri=cfg.tracking.uri,
+        experiment=cfg.tracking.experiment,
         run_name=cfg.tracking.run_name or f"{names['strategy']}-{cfg.scenario.name}-s{cfg.seed}",
-        tags={"lepton.strategy": names["strategy"], "lepton.benchmark": names["benchmark"],
-              "lepton.scenario": cfg.scenario.name, "lepton.seed": str(cfg.seed), "lepton.model": names["model"],
-              "lepton.config_hash": chash, "lepton.git_sha": git_sha()},
+        tags={
+            "lepton.strategy": names["strategy"],
+            "lepton.benchmark": names["benchmark"],
+            "lepton.scenario": cfg.scenario.name,
+            "lepton.seed": str(cfg.seed),
+            "lepton.model": names["model"],
+            "lepton.config_hash": chash,
+            "lepton.git_sha": git_sha(),
+        },
         params=flatten(OmegaConf.to_container(cfg, resolve=True)),
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
     )
-    learner = ContinualModule(model, strategy, stream.scenario, instantiate(cfg.optimizer),
-                              cfg.train.log_every_n_steps, tracker.log_train)
+    learner = ContinualModule(
+        model,
+        strategy,
+        stream.scenario,
+        instantiate(cfg.optimizer),
+        cfg.train.log_every_n_steps,
+        tracker.log_train,
+    )
 
     def make_trainer() -> L.Trainer:
         c = cfg.compute
         return L.Trainer(
-            accelerator=c.accelerator, devices=c.devices, strategy=c.strategy, precision=c.precision,
-            num_nodes=c.num_nodes, max_epochs=1, logger=False, enable_checkpointing=False,
-            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+            accelerator=c.accelerator,
+            devices=c.devices,
+            strategy=c.strategy,
+            precision=c.precision,
+            num_nodes=c.num_nodes,
+            max_epochs=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
             default_root_dir=str(output_dir),
         )
 
-    log.info("%s | %s | %s | seed %d | %d tasks %s | %s", names["benchmark"], cfg.scenario.name, names["strategy"],
-             cfg.seed, len(stream), [t.classes for t in stream], output_dir)
+    log.info(
+        "%s | %s | %s | seed %d | %d tasks %s | %s",
+        names["benchmark"],
+        cfg.scenario.name,
+        names["strategy"],
+        cfg.seed,
+        len(stream),
+        [t.classes for t in stream],
+        output_dir,
+    )
     tracker.start(run_id=resume_state["run_id"] if resume_state else None)
     budget = Budget(cfg.train.batch_size, cfg.train.iterations, cfg.train.epochs)
     try:
-        R, fit_seconds = run_stream(stream, learner, make_trainer, tracker, seed=cfg.seed, budget=budget, output_dir=output_dir,
-                       config_hash=chash, resume_state=resume_state)
+        R, fit_seconds = run_stream(
+            stream,
+            learner,
+            make_trainer,
+            tracker,
+            seed=cfg.seed,
+            budget=budget,
+            output_dir=output_dir,
+            config_hash=chash,
+            resume_state=resume_state,
+        )
         title = f"{names['strategy']} | {names['benchmark']} {cfg.scenario.name} | seed {cfg.seed}"
         summary = tracker.finish(R, title)
     except BaseException:
@@ -137,5 +194,10 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     log.info("accuracy matrix R[k][j] (row k: after training tasks 0..k-1; row 0 untrained):\n%s", format_matrix(R))
     log.info("summary: %s", ", ".join(f"{k} {v:.4f}" for k, v in summary.items()))
     log.info(tracker.ui_hint())
-    return {**summary, "R": R.tolist(), "fit_seconds": sum(fit_seconds), "run_id": tracker.run_id,
-            "output_dir": str(output_dir)}
+    return {
+        **summary,
+        "R": R.tolist(),
+        "fit_seconds": sum(fit_seconds),
+        "run_id": tracker.run_id,
+        "output_dir": str(output_dir),
+    }

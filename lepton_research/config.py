@@ -81,8 +81,12 @@ def validate(cfg: DictConfig) -> None:
     _require(cfg.seed >= 0, "seed", cfg.seed, "use an integer >= 0")
     t = cfg.train
     _require(t.batch_size >= 1, "train.batch_size", t.batch_size, "use an integer >= 1")
-    _require(t.iterations is None or t.iterations >= 1, "train.iterations", t.iterations,
-             "use an integer >= 1, or null to train train.epochs epochs per task")
+    _require(
+        t.iterations is None or t.iterations >= 1,
+        "train.iterations",
+        t.iterations,
+        "use an integer >= 1, or null to train train.epochs epochs per task",
+    )
     _require(t.epochs >= 1, "train.epochs", t.epochs, "use an integer >= 1")
     _require(t.log_every_n_steps >= 1, "train.log_every_n_steps", t.log_every_n_steps, "use an integer >= 1")
     _require(cfg.scenario.name in SCENARIOS, "scenario.name", cfg.scenario.name, f"one of {', '.join(SCENARIOS)}")
@@ -92,19 +96,32 @@ def validate(cfg: DictConfig) -> None:
     if "momentum" in opt:
         _require(0 <= opt.momentum < 1, "optimizer.momentum", opt.momentum, "use a value in [0, 1)")
     if "betas" in opt:
-        _require(len(opt.betas) == 2 and all(0 <= b < 1 for b in opt.betas), "optimizer.betas", list(opt.betas),
-                 "two values in [0, 1)")
+        _require(
+            len(opt.betas) == 2 and all(0 <= b < 1 for b in opt.betas),
+            "optimizer.betas",
+            list(opt.betas),
+            "two values in [0, 1)",
+        )
     if "weight_decay" in opt:
         _require(opt.weight_decay >= 0, "optimizer.weight_decay", opt.weight_decay, "use a value >= 0")
     b = cfg.benchmark
     if "n_tasks" in b:
         _require(b.n_tasks >= 1, "benchmark.n_tasks", b.n_tasks, "use an integer >= 1")
     c = cfg.compute
-    _require(c.accelerator in ACCELERATORS, "compute.accelerator", c.accelerator, f"one of {', '.join(ACCELERATORS)}")
+    _require(
+        c.accelerator in ACCELERATORS,
+        "compute.accelerator",
+        c.accelerator,
+        f"one of {', '.join(ACCELERATORS)}",
+    )
     _require(c.num_nodes >= 1, "compute.num_nodes", c.num_nodes, "use an integer >= 1")
     if c.accelerator in ("gpu", "cuda"):
         import torch
 
-        _require(torch.cuda.is_available(), "compute.accelerator", c.accelerator,
-                 "no CUDA device is visible (torch.cuda.is_available() is False); use compute=cpu")
+        _require(
+            torch.cuda.is_available(),
+            "compute.accelerator",
+            c.accelerator,
+            "no CUDA device is visible (torch.cuda.is_available() is False); use compute=cpu",
+        )
     _require(bool(cfg.tracking.experiment), "tracking.experiment", cfg.tracking.experiment, "a non-empty name")

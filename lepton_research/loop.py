@@ -53,12 +53,17 @@ def evaluate_row(learner: ContinualModule, stream: TaskStream, k: int) -> np.nda
     return np.array([learner.accuracy(task.test, active) for task in stream])
 
 
-def save_checkpoint(path: Path, completed: int, R: np.ndarray, learner: ContinualModule, run_id: str | None,
-                    config_hash: str) -> None:
+def save_checkpoint(
+    path: Path, completed: int, R: np.ndarray, learner: ContinualModule, run_id: str | None, config_hash: str
+) -> None:
     state = {
-        "completed": completed, "R": R, "model": learner.model.state_dict(),
-        "strategy": learner.strategy.state_dict(), "step_offset": learner.step_offset,
-        "run_id": run_id, "config_hash": config_hash,
+        "completed": completed,
+        "R": R,
+        "model": learner.model.state_dict(),
+        "strategy": learner.strategy.state_dict(),
+        "step_offset": learner.step_offset,
+        "run_id": run_id,
+        "config_hash": config_hash,
     }
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -81,8 +86,16 @@ def load_checkpoint(path: Path, config_hash: str) -> dict:
 
 
 def run_stream(
-    stream: TaskStream, learner: ContinualModule, make_trainer: Callable[[], L.Trainer], tracker: Tracker, *,
-    seed: int, budget: Budget, output_dir: Path, config_hash: str, resume_state: dict | None = None,
+    stream: TaskStream,
+    learner: ContinualModule,
+    make_trainer: Callable[[], L.Trainer],
+    tracker: Tracker,
+    *,
+    seed: int,
+    budget: Budget,
+    output_dir: Path,
+    config_hash: str,
+    resume_state: dict | None = None,
 ) -> tuple[np.ndarray, list[float]]:
     """Train the stream task by task; returns the accuracy matrix R ((T+1) x T) and each task's fit seconds."""
     T = len(stream)
@@ -122,7 +135,14 @@ def run_stream(
         loss = float(learner.last_loss) if learner.last_loss is not None else float("nan")
         log.info(
             "task %d/%d classes %s: %d steps in %.1f s (%.2f ms/step), loss %.4f | acc seen %.4f, all %.4f",
-            t + 1, T, task.classes, trainer.global_step, seconds, 1000 * seconds / max(trainer.global_step, 1),
-            loss, metrics.average_seen_accuracy(R, t + 1), metrics.average_accuracy(R, t + 1),
+            t + 1,
+            T,
+            task.classes,
+            trainer.global_step,
+            seconds,
+            1000 * seconds / max(trainer.global_step, 1),
+            loss,
+            metrics.average_seen_accuracy(R, t + 1),
+            metrics.average_accuracy(R, t + 1),
         )
     return R, fit_seconds

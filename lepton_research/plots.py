@@ -48,7 +48,7 @@ def forgetting_curves_png(R: np.ndarray, path: Path, title: str) -> None:
         ks = range(2, T + 1)
         right.plot(list(ks), [metrics.average_forgetting(R, k) for k in ks], marker="o", color="crimson")
     right.set(xlabel="tasks trained", ylabel="average forgetting", xticks=steps, title="forgetting (Chaudhry 2018)")
-    right.set_ylim(bottom=min(0.0, right.get_ylim()[0]))
+    right.set_ylim(min(-0.05, right.get_ylim()[0]), max(1.05, right.get_ylim()[1]))
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

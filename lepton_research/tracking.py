@@ -28,6 +28,11 @@ def resolve_uri(uri: str | None) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+def is_global_zero() -> bool:
+    """True outside DDP and on the rank-0 process of a DDP job (Lightning and SLURM set these variables)."""
+    return all(os.environ.get(v, "0") == "0" for v in ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
 def write_matrix_csv(R: np.ndarray, path: Path) -> None:
     T = R.shape[1]
     lines = ["trained_tasks," + ",".join(f"task_{j}" for j in range(T))]
@@ -41,11 +46,19 @@ def read_matrix_csv(path: Path) -> np.ndarray:
 
 class Tracker:
     def __init__(
-        self, output_dir: Path, *, enabled: bool, uri: str | None, experiment: str, run_name: str | None,
-        tags: dict[str, str], params: dict[str, str], config_yaml: str,
+        self,
+        output_dir: Path,
+        *,
+        enabled: bool,
+        uri: str | None,
+        experiment: str,
+        run_name: str | None,
+        tags: dict[str, str],
+        params: dict[str, str],
+        config_yaml: str,
     ) -> None:
         self.output_dir = Path(output_dir)
-        self.enabled = enabled
+        self.enabled = enabled and is_global_zero()  # under DDP only rank 0 talks to MLflow
         self.uri = resolve_uri(uri) if enabled else None
         self.experiment, self.run_name = experiment, run_name
         self.tags, self.params, self.config_yaml = tags, params, config_yaml
@@ -120,7 +133,7 @@ class Tracker:
         now = int(time.time() * 1000)
         keys = [(step, k) for step, values in buffered for k in values]
         numbers = torch.stack([v.float() for _, values in buffered for v in values.values()]).tolist()
-        batch = [Metric(k, float(v), now, step) for (step, k), v in zip(keys, numbers)]
+        batch = [Metric(k, float(v), now, step) for (step, k), v in zip(keys, numbers, strict=True)]
         for i in range(0, len(batch), 1000):
             self._client.log_batch(self.run_id, metrics=batch[i : i + 1000])
 

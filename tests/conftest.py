@@ -29,8 +29,15 @@ def tiny_cfg(tmp_path):
     """split_mnist_5k, 30 steps per task, MLflow in a temporary sqlite store."""
 
     def make(*overrides: str) -> DictConfig:
-        cfg = compose_cfg(["benchmark=split_mnist_5k", "train.iterations=30", "train.log_every_n_steps=10",
-                           f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", *overrides])
+        cfg = compose_cfg(
+            [
+                "benchmark=split_mnist_5k",
+                "train.iterations=30",
+                "train.log_every_n_steps=10",
+                f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+                *overrides,
+            ]
+        )
         with open_dict(cfg):
             cfg.tracking.experiment = cfg.tracking.experiment or "test"
         return cfg
@@ -41,5 +48,12 @@ def tiny_cfg(tmp_path):
 def run_py(*args: str, cwd: Path = ROOT, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
     """Run `python run.py ARGS` as a user would."""
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env, **kwargs)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kwargs,
+    )

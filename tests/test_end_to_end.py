@@ -19,8 +19,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("scenario", ["task_il", "domain_il", "class_il"])
 def test_run_py_each_scenario(tmp_path, scenario):
-    done = run_py("benchmark=split_mnist_5k", f"scenario={scenario}", "train.iterations=40",
-                  f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    done = run_py(
+        "benchmark=split_mnist_5k",
+        f"scenario={scenario}",
+        "train.iterations=40",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"hydra.run.dir={tmp_path}/run",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     log = done.stdout + done.stderr
     for t in range(1, 6):
@@ -30,9 +36,17 @@ def test_run_py_each_scenario(tmp_path, scenario):
 
 
 def test_multirun_sweep_is_one_experiment(tmp_path):
-    done = run_py("-m", "benchmark=split_mnist_5k", "strategy=naive,joint", "seed=0,1", "train.iterations=20",
-                  "tracking.experiment=sweep", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-                  f"hydra.sweep.dir={tmp_path}/multirun", cwd=tmp_path)
+    done = run_py(
+        "-m",
+        "benchmark=split_mnist_5k",
+        "strategy=naive,joint",
+        "seed=0,1",
+        "train.iterations=20",
+        "tracking.experiment=sweep",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"hydra.sweep.dir={tmp_path}/multirun",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
@@ -54,10 +68,19 @@ def _completed(run_dir):
 
 
 def test_sigkill_during_task_3_then_resume_equals_uninterrupted(tmp_path):
-    common = ["benchmark=split_mnist_5k", "train.iterations=400", "seed=5", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"]
+    common = [
+        "benchmark=split_mnist_5k",
+        "train.iterations=400",
+        "seed=5",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+    ]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *common, f"hydra.run.dir={killed}"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), *common, f"hydra.run.dir={killed}"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while _completed(killed) < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -73,8 +96,10 @@ def test_sigkill_during_task_3_then_resume_equals_uninterrupted(tmp_path):
 
     clean = run_py(*common, f"hydra.run.dir={tmp_path}/clean", cwd=tmp_path)
     assert clean.returncode == 0, clean.stderr[-3000:]
-    np.testing.assert_array_equal(read_matrix_csv(killed / "accuracy_matrix.csv"),
-                                  read_matrix_csv(tmp_path / "clean" / "accuracy_matrix.csv"))
+    np.testing.assert_array_equal(
+        read_matrix_csv(killed / "accuracy_matrix.csv"),
+        read_matrix_csv(tmp_path / "clean" / "accuracy_matrix.csv"),
+    )
     # the resumed run continued the same MLflow run, which now holds every step once
     run_id = json.loads((killed / "summary.json").read_text())["run_id"]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")

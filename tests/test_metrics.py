@@ -56,8 +56,9 @@ def test_fwt_against_untrained_row():
 
 def test_summary_and_row_metrics():
     s = metrics.summary(R)
-    assert s == pytest.approx({"final/avg_acc": 0.716666666, "final/forgetting": 0.25, "final/bwt": -0.25,
-                               "final/fwt": 0.10})
+    assert s == pytest.approx(
+        {"final/avg_acc": 0.716666666, "final/forgetting": 0.25, "final/bwt": -0.25, "final/fwt": 0.10}
+    )
     row = metrics.row_metrics(R, 2)
     assert row["acc/task_2"] == pytest.approx(0.40)
     assert row["acc/avg_seen"] == pytest.approx(0.70)

@@ -9,8 +9,13 @@ from mlflow.tracking import MlflowClient
 from lepton_research import cli, loop, metrics
 from lepton_research.tracking import read_matrix_csv
 
-CONTRACT_ARTIFACTS = {"accuracy_matrix.csv", "accuracy_matrix.png", "forgetting_curves.png", "config.yaml",
-                      "summary.json"}
+CONTRACT_ARTIFACTS = {
+    "accuracy_matrix.csv",
+    "accuracy_matrix.png",
+    "forgetting_curves.png",
+    "config.yaml",
+    "summary.json",
+}
 
 
 def _client(cfg):
@@ -25,8 +30,14 @@ def test_mlflow_contract(tiny_cfg, tmp_path, scenario):
     run = client.get_run(out["run_id"])
     assert run.info.status == "FINISHED"
     tags = run.data.tags
-    for tag in ("lepton.strategy", "lepton.benchmark", "lepton.scenario", "lepton.seed", "lepton.config_hash",
-                "lepton.git_sha"):
+    for tag in (
+        "lepton.strategy",
+        "lepton.benchmark",
+        "lepton.scenario",
+        "lepton.seed",
+        "lepton.config_hash",
+        "lepton.git_sha",
+    ):
         assert tag in tags
     assert tags["lepton.scenario"] == scenario and tags["lepton.benchmark"] == "split_mnist_5k"
     assert run.data.params["train.iterations"] == "30" and run.data.params["optimizer.lr"] == "0.001"
@@ -60,6 +71,7 @@ def test_scenarios_behave_as_the_literature_says(tiny_cfg, tmp_path):
     assert Rn[5, 4] > 0.9 and Rn[5, :4].max() < 0.05  # only the last task is remembered
     assert naive["final/avg_acc"] < 0.25 and naive["final/forgetting"] > 0.9
     assert joint["final/avg_acc"] > 0.85 and joint["final/forgetting"] < 0.1
+    assert Rj[5].min() > 0.7  # every task is still known at the end
 
 
 def test_same_seed_same_matrix_to_the_last_digit(tiny_cfg, tmp_path):
@@ -73,7 +85,11 @@ def test_same_seed_same_matrix_to_the_last_digit(tiny_cfg, tmp_path):
 def test_tracking_none_writes_only_local_files(tiny_cfg, tmp_path):
     cfg = tiny_cfg("tracking=none")
     cli.run(cfg, output_dir=tmp_path / "run")
-    assert {p.name for p in (tmp_path / "run").iterdir()} == {"summary.json", "accuracy_matrix.csv", "checkpoint.pt"}
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {
+        "summary.json",
+        "accuracy_matrix.csv",
+        "checkpoint.pt",
+    }
     assert not (tmp_path / "mlflow.db").exists()
 
 

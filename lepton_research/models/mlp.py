@@ -15,7 +15,7 @@ class MLP(nn.Module):
             raise ValueError(f"model.hidden = {list(hidden)} must be a non-empty list of positive layer widths")
         widths = [math.prod(in_shape), *map(int, hidden)]
         layers: list[nn.Module] = [nn.Flatten()]
-        for a, b in zip(widths[:-1], widths[1:]):
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.Linear(a, b), nn.ReLU()]
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(widths[-1], out_features)

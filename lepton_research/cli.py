@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import subprocess
+import time
 import warnings
 from pathlib import Path
 
@@ -102,6 +103,7 @@ def format_matrix(R: np.ndarray) -> str:
 
 def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, float]:
     """Run one task sequence; returns the final/* summary. ``output_dir`` defaults to Hydra's run folder."""
+    started = time.time()
     validate(cfg)
     if output_dir is None:
         from hydra.core.hydra_config import HydraConfig
@@ -143,7 +145,9 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         instantiate(cfg.optimizer),
         cfg.train.log_every_n_steps,
         tracker.log_train,
+        reset_optimizer=cfg.train.reset_optimizer,
     )
+    learner.job_started = started
 
     def make_trainer() -> L.Trainer:
         c = cfg.compute

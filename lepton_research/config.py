@@ -25,6 +25,7 @@ class TrainConfig:
     epochs: int = 1  # passes over each task's data when iterations is null
     batch_size: int = 128
     log_every_n_steps: int = 50  # train/loss is recorded every N steps
+    reset_optimizer: bool = True  # a fresh optimizer per task; false: its state carries over (van de Ven's default)
 
 
 @dataclass
@@ -33,6 +34,7 @@ class TrackingConfig:
     uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db
     experiment: str = "lepton"
     run_name: str | None = None
+    skip_finished: bool = False  # true: a FINISHED run with the same config hash in the experiment is not rerun
 
 
 @dataclass
@@ -58,6 +60,7 @@ class LeptonConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    hparams: Any = field(default_factory=dict)  # per-strategy values set by experiment presets (see conf/strategy)
     benchmark: Any = MISSING
     model: Any = MISSING
     strategy: Any = MISSING

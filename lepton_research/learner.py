@@ -34,25 +34,27 @@ class ContinualModule(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         log_every_n_steps: int = 50,
         metrics_sink: MetricsSink | None = None,
+        reset_optimizer: bool = True,
     ) -> None:
         super().__init__()
         self.model, self.strategy, self.scenario = model, strategy, scenario
         self.optimizer_factory = optimizer
         self.log_every_n_steps = log_every_n_steps
+        self.reset_optimizer = reset_optimizer
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.pending_optimizer_state: dict | None = None  # restored from a checkpoint on resume
         self.metrics_sink = metrics_sink
         self.active: torch.Tensor | None = None  # output units the loss may use (class-IL: classes seen so far)
         self.step_offset = 0  # optimizer steps taken in earlier tasks: train/* steps keep counting across tasks
         self.last_loss: torch.Tensor | None = None
+        self.raw_logits: torch.Tensor | None = None
         self._reported_start = False
+        self.job_started = time.time()  # set by cli.run to the job's start
         if strategy.training_step is not None:
             self.automatic_optimization = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
-
-    def logits_for(self, x: torch.Tensor, task_ids: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
-        """The scenario's logits: the task's head in task-IL, the active units in class-IL."""
-        return self.scenario.select(self.model(x), task_ids, self.active if active is None else active)
 
     @property
     def global_step_all(self) -> int:
@@ -64,7 +66,8 @@ class ContinualModule(L.LightningModule):
             return self.strategy.training_step(self, batch)
         batch = self.strategy.train_batch(batch)
         x, y, task_ids = batch
-        logits = self.logits_for(x, task_ids)
+        self.raw_logits = self.model(x)  # the full output, for strategies that need more than the scenario's units
+        logits = self.scenario.select(self.raw_logits, task_ids, self.active)
         ce = F.cross_entropy(logits, y)
         loss = self.strategy.loss(self, batch, logits, ce)
         self.record(batch_idx, loss, ce)
@@ -85,7 +88,11 @@ class ContinualModule(L.LightningModule):
         if self.step_offset == 0 and not self._reported_start:
             self._reported_start = True
             since = time.time() - psutil.Process().create_time()
-            log.info("first training step %.1f s after process start", since)
+            log.info(
+                "first training step %.1f s after process start (%.1f s after the job started)",
+                since,
+                time.time() - self.job_started,
+            )
 
     def on_after_backward(self) -> None:
         self.strategy.after_backward(self)
@@ -95,7 +102,20 @@ class ContinualModule(L.LightningModule):
         self.strategy.after_step(self)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
+        """A fresh optimizer per task, or (reset_optimizer=False, van de Ven's default) one that keeps its state
+        across tasks; parameters a strategy added since are appended as a new group."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        if self.optimizer is None or self.reset_optimizer:
+            self.optimizer = self.optimizer_factory(params)
+            if self.pending_optimizer_state is not None:  # resume: continue with the checkpointed state
+                self.optimizer.load_state_dict(self.pending_optimizer_state)
+                self.pending_optimizer_state = None
+            return self.optimizer
+        known = {id(p) for group in self.optimizer.param_groups for p in group["params"]}
+        new = [p for p in params if id(p) not in known]
+        if new:
+            self.optimizer.add_param_group({"params": new})
+        return self.optimizer
 
     @torch.no_grad()
     def accuracy(self, data: TensorData, active: torch.Tensor | None, chunk: int = 4096) -> float:

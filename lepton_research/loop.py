@@ -62,6 +62,8 @@ def save_checkpoint(
         "model": learner.model.state_dict(),
         "strategy": learner.strategy.state_dict(),
         "step_offset": learner.step_offset,
+        # the optimizer's state only where it carries over to the next task (train.reset_optimizer=false)
+        "optimizer": None if learner.reset_optimizer or learner.optimizer is None else learner.optimizer.state_dict(),
         "run_id": run_id,
         "config_hash": config_hash,
     }
@@ -110,6 +112,8 @@ def run_stream(
         learner.model.load_state_dict(resume_state["model"])
         learner.strategy.load_state(resume_state["strategy"])
         learner.step_offset = resume_state["step_offset"]
+        if not learner.reset_optimizer:
+            learner.pending_optimizer_state = resume_state.get("optimizer")
         tracker.log_missing_rows(R, start)  # a kill between checkpoint and logging left a row unlogged
         log.info("resuming after task %d of %d (from %s)", start, T, ckpt_path)
     fit_seconds = []

@@ -58,7 +58,8 @@ class Scenario:
         """The logits that the loss and the prediction use, per sample."""
         if self.name == "task_il":
             per_task = logits.view(logits.shape[0], self.n_tasks, self.classes_per_task)
-            return per_task[torch.arange(logits.shape[0], device=logits.device), task_ids]
+            index = task_ids.view(-1, 1, 1).expand(-1, 1, self.classes_per_task)
+            return per_task.gather(1, index).squeeze(1)  # gather, not fancy indexing: works under vmap
         if active is not None:
             return logits.masked_fill(~active, float("-inf"))
         return logits

@@ -67,6 +67,28 @@ class Tracker:
         self._train: list[tuple[int, dict[str, torch.Tensor]]] = []
         self._client = None
 
+    def find_finished(self, config_hash: str) -> dict | None:
+        """The summary of a FINISHED run in the experiment with this config hash, if there is one."""
+        if not self.enabled:
+            return None
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.uri)
+        exp = client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            return None
+        runs = client.search_runs(
+            [exp.experiment_id],
+            filter_string=f"tags.`lepton.config_hash` = '{config_hash}' and attributes.status = 'FINISHED'",
+            max_results=1,
+        )
+        if not runs:
+            return None
+        return {
+            **{k: v for k, v in runs[0].data.metrics.items() if k.startswith("final/")},
+            "run_id": runs[0].info.run_id,
+        }
+
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self, run_id: str | None = None) -> str | None:
         """Create the run, or reopen ``run_id`` (resume)."""

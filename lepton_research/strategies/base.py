@@ -49,12 +49,10 @@ class Strategy(nn.Module):
     training_step = None  # a strategy may define training_step(learner, batch) to replace the standard step
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore a checkpointed state_dict, registering buffers that were created during training."""
+        """Restore a checkpointed state_dict; buffers created or resized during training are re-registered."""
         for name, value in state.items():
             module_path, _, leaf = name.rpartition(".")
             module = self.get_submodule(module_path) if module_path else self
-            if leaf not in dict(module.named_buffers(recurse=False)) and leaf not in dict(
-                module.named_parameters(recurse=False)
-            ):
+            if leaf not in dict(module.named_parameters(recurse=False)):
                 module.register_buffer(leaf, torch.empty_like(value))
         self.load_state_dict(state)

@@ -12,10 +12,17 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     The T^2 factor keeps the gradient's size independent of T (Hinton et al. 2015, section 2). KL differs from
     van de Ven's soft cross-entropy only by the teacher's entropy, a constant: the gradients are the same, and the
     term is exactly 0 when the student reproduces the teacher.
+
+    The student may have more outputs than the teacher (class-IL: the teacher knew the old classes, the student
+    also the new ones): the teacher's first k columns match the student's first k, the student's softmax runs over
+    all of its outputs and the teacher's distribution is padded with zeros (van de Ven's ``loss_fn_kd``).
     """
     if temperature <= 0:
         raise ValueError(f"distillation temperature must be > 0, got {temperature}")
-    log_student = F.log_softmax(student_logits / temperature, dim=1)
+    k = teacher_logits.shape[1]
+    if student_logits.shape[1] < k:
+        raise ValueError(f"the student has {student_logits.shape[1]} outputs, fewer than the teacher's {k}")
+    log_student = F.log_softmax(student_logits / temperature, dim=1)[:, :k]
     log_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
-    kl = F.kl_div(log_student, log_teacher, reduction="none", log_target=True).sum(dim=1)
+    kl = (log_teacher.exp() * (log_teacher - log_student)).sum(dim=1)
     return temperature**2 * kl.mean()

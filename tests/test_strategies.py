@@ -247,3 +247,16 @@ def test_resume_restores_strategy_state(tiny_cfg, tmp_path, monkeypatch, strateg
     monkeypatch.setattr(loop, "save_checkpoint", real)
     resumed = cli.run(tiny_cfg(*overrides, "resume=true"), output_dir=tmp_path / "killed")
     assert resumed["R"] == clean["R"]
+
+
+def test_distillation_with_a_wider_student_pads_the_teacher_with_zeros():
+    """Class-IL: teacher over 2 old classes, student over 2 old + 2 new; hand-computed at T = 1."""
+    teacher = torch.tensor([[2.0, 0.0]])
+    student = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    p = torch.softmax(teacher, 1)[0]
+    log_q = torch.log_softmax(student, 1)[0, :2]
+    expected = (p * (p.log() - log_q)).sum().item()
+    assert distillation_loss(student, teacher, 1.0).item() == pytest.approx(expected, rel=1e-6)
+    # a student equal to the teacher on the old classes and -inf elsewhere has nothing left to learn
+    same = torch.tensor([[2.0, 0.0, float("-inf"), float("-inf")]])
+    assert distillation_loss(same, teacher, 1.0).item() == pytest.approx(0.0, abs=1e-7)

@@ -3,7 +3,9 @@ inputs through a frozen copy of the model after the previous task.
 
 The distillation term is T^2 * KL(softmax(old / T) || softmax(new / T)) over the outputs the old model had:
 in class-IL the units of the classes seen before this task, in task-IL each earlier task's head (averaged over
-heads), in domain-IL the shared head. Loss of task t (1-based): with ``alpha: null`` van de Ven's mix
+heads), in domain-IL the shared head. In class-IL the student's softmax runs, by default, over all active units
+(old and current classes, teacher padded with zeros: van de Ven's code); ``student_units: old`` restricts it to the
+old classes. Loss of task t (1-based): with ``alpha: null`` van de Ven's mix
 (1/t) * CE + (1 - 1/t) * distillation; with a number, CE + alpha * distillation (Li & Hoiem's lambda_o).
 """
 
@@ -18,8 +20,11 @@ from lepton_research.strategies.base import Strategy
 
 
 class LwF(Strategy):
-    def __init__(self, temperature: float = 2.0, alpha: float | None = None) -> None:
+    def __init__(self, temperature: float = 2.0, alpha: float | None = None, student_units: str = "all_active") -> None:
         super().__init__()
+        if student_units not in ("all_active", "old"):
+            raise ValueError(f"strategy.student_units = {student_units!r} is not allowed: all_active or old")
+        self.student_units = student_units
         if temperature <= 0:
             raise ValueError(f"strategy.temperature = {temperature} is not allowed: use a value > 0")
         if alpha is not None and alpha < 0:
@@ -44,6 +49,7 @@ class LwF(Strategy):
         if learner.active is not None:  # class-IL: the units that were active before this task
             seen = torch.nonzero(learner.active).flatten().tolist()
             self._old_classes = torch.tensor([c for c in seen if c not in task.classes], device=learner.active.device)
+            self._current_classes = torch.tensor(task.classes, device=learner.active.device)
 
     def distillation(self, learner, x: torch.Tensor, new_raw: torch.Tensor) -> torch.Tensor:
         """The distillation term on the current inputs; ``new_raw`` is the model's full output."""
@@ -57,8 +63,11 @@ class LwF(Strategy):
                 [distillation_loss(new_raw[:, h], old_raw[:, h], self.temperature) for h in heads]
             ).mean()
         if scenario.name == "class_il":
-            old = self._old_classes
-            return distillation_loss(new_raw[:, old], old_raw[:, old], self.temperature)
+            old, current = self._old_classes, self._current_classes
+            student = (
+                new_raw[:, old] if self.student_units == "old" else torch.cat([new_raw[:, old], new_raw[:, current]], 1)
+            )
+            return distillation_loss(student, old_raw[:, old], self.temperature)
         return distillation_loss(new_raw, old_raw, self.temperature)
 
     def loss(self, learner, batch, logits, ce):

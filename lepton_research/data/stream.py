@@ -118,7 +118,9 @@ def make_stream(
 ) -> TaskStream:
     """Build a TaskStream from uint8 image arrays (scaled to [0, 1], as van de Ven's ToTensor)."""
     scenario = Scenario(scenario_name, len(split), len(split[0]), n_classes)
-    images = {s: torch.from_numpy(np.ascontiguousarray(arrays[f"{s}_x"])).float().div_(255.0) for s in ("train", "test")}
+    images = {
+        s: torch.from_numpy(np.ascontiguousarray(arrays[f"{s}_x"])).float().div_(255.0) for s in ("train", "test")
+    }
     labels = {s: torch.from_numpy(np.ascontiguousarray(arrays[f"{s}_y"])).long() for s in ("train", "test")}
     input_shape = tuple(images["train"].shape[1:])
     if images["train"].dim() == 3:  # add the channel axis: (N, 1, H, W)

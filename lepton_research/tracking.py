@@ -125,7 +125,7 @@ class Tracker:
             return summary
         plots.accuracy_matrix_png(R, self.output_dir / "accuracy_matrix.png", title)
         plots.forgetting_curves_png(R, self.output_dir / "forgetting_curves.png", title)
-        self._log_metrics(summary, step=R.shape[1])
+        self.log_metrics(summary, step=R.shape[1])
         for name in ("accuracy_matrix.csv", "accuracy_matrix.png", "forgetting_curves.png", "summary.json"):
             self._client.log_artifact(self.run_id, str(self.output_dir / name))
         self._client.set_terminated(self.run_id, "FINISHED")
@@ -162,7 +162,7 @@ class Tracker:
     def log_row(self, k: int, R: np.ndarray) -> None:
         """acc/*, forgetting/* at step k from rows 0..k of R."""
         self.flush()
-        self._log_metrics(metrics.row_metrics(R, k), step=k)
+        self.log_metrics(metrics.row_metrics(R, k), step=k)
 
     def log_missing_rows(self, R: np.ndarray, completed: int) -> None:
         """Log the rows 0..completed that the MLflow run does not hold yet (after a resume)."""
@@ -174,9 +174,6 @@ class Tracker:
                 self.log_row(k, R)
 
     def log_metrics(self, values: dict[str, float], step: int) -> None:
-        self._log_metrics(values, step)
-
-    def _log_metrics(self, values: dict[str, float], step: int) -> None:
         if not self.enabled:
             return
         from mlflow.entities import Metric

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
+def buffer_key(param_name: str) -> str:
+    """A parameter's name as part of a buffer name (buffers may not contain dots)."""
+    return param_name.replace(".", "__")
+
+
 class Strategy(nn.Module):
     """Base class: fine-tuning on each task in turn (no protection against forgetting)."""
 

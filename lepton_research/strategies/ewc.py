@@ -11,13 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from lepton_research.strategies.base import Strategy
+from lepton_research.strategies.base import Strategy, buffer_key
 
 FISHER_LABELS = ("empirical", "true", "argmax")
-
-
-def _key(name: str) -> str:
-    return name.replace(".", "__")
 
 
 def per_sample_fisher(
@@ -107,8 +103,8 @@ class EWC(Strategy):
         """Store (or overwrite) Fisher and anchor set k at the current weights."""
         for n, p in learner.model.named_parameters():
             if n in fisher:
-                self.register_buffer(f"fisher_{k}_{_key(n)}", fisher[n])
-                self.register_buffer(f"anchor_{k}_{_key(n)}", p.detach().clone())
+                self.register_buffer(f"fisher_{k}_{buffer_key(n)}", fisher[n])
+                self.register_buffer(f"anchor_{k}_{buffer_key(n)}", p.detach().clone())
         self._terms = None
 
     def after_task(self, task, learner) -> None:
@@ -122,10 +118,10 @@ class EWC(Strategy):
         if self._terms is None:
             buffers = dict(self.named_buffers())
             self._terms = [
-                (buffers[f"fisher_{k}_{_key(n)}"], buffers[f"anchor_{k}_{_key(n)}"], n)
+                (buffers[f"fisher_{k}_{buffer_key(n)}"], buffers[f"anchor_{k}_{buffer_key(n)}"], n)
                 for k in range(self.n_consolidated())
                 for n, _ in learner.model.named_parameters()
-                if f"fisher_{k}_{_key(n)}" in buffers
+                if f"fisher_{k}_{buffer_key(n)}" in buffers
             ]
         return self._terms
 

@@ -6,7 +6,8 @@ lambda/2 * gamma * F (theta - theta*)^2 (van de Ven's code decays the stored Fis
 
 from __future__ import annotations
 
-from lepton_research.strategies.ewc import EWC, _key
+from lepton_research.strategies.base import buffer_key
+from lepton_research.strategies.ewc import EWC
 
 
 class OnlineEWC(EWC):
@@ -27,7 +28,7 @@ class OnlineEWC(EWC):
         fisher = self.estimate_fisher(task, learner)
         buffers = dict(self.named_buffers())
         for n in fisher:
-            old = buffers.get(f"fisher_0_{_key(n)}")
+            old = buffers.get(f"fisher_0_{buffer_key(n)}")
             if old is not None:
                 fisher[n] = fisher[n] + self.gamma * old
         self.consolidate(0, fisher, learner)

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from lepton_research.strategies.base import Strategy
-
-
-def _key(name: str) -> str:
-    return name.replace(".", "__")
+from lepton_research.strategies.base import Strategy, buffer_key
 
 
 class SI(Strategy):
@@ -44,7 +40,10 @@ class SI(Strategy):
     def penalty(self, learner) -> torch.Tensor:
         total = 0.0
         for n, p in self._params(learner):
-            total = total + (getattr(self, f"omega_{_key(n)}") * (p - getattr(self, f"prev_{_key(n)}")).pow(2)).sum()
+            total = (
+                total
+                + (getattr(self, f"omega_{buffer_key(n)}") * (p - getattr(self, f"prev_{buffer_key(n)}")).pow(2)).sum()
+            )
         return self.c * total
 
     def loss(self, learner, batch, logits, ce):
@@ -58,7 +57,12 @@ class SI(Strategy):
                 continue
             g = p.grad.detach().clone()
             if penalised:
-                g -= 2 * self.c * getattr(self, f"omega_{_key(n)}") * (p.detach() - getattr(self, f"prev_{_key(n)}"))
+                g -= (
+                    2
+                    * self.c
+                    * getattr(self, f"omega_{buffer_key(n)}")
+                    * (p.detach() - getattr(self, f"prev_{buffer_key(n)}"))
+                )
             self._task_grads[n] = g
             self._before_step[n] = p.detach().clone()
 
@@ -72,6 +76,6 @@ class SI(Strategy):
         for n, p in self._params(learner):
             delta = p.detach() - self._start[n]
             omega = self._W[n] / (delta.pow(2) + self.xi)
-            old = getattr(self, f"omega_{_key(n)}", None)
-            self.register_buffer(f"omega_{_key(n)}", omega if old is None else old + omega)
-            self.register_buffer(f"prev_{_key(n)}", p.detach().clone())
+            old = getattr(self, f"omega_{buffer_key(n)}", None)
+            self.register_buffer(f"omega_{buffer_key(n)}", omega if old is None else old + omega)
+            self.register_buffer(f"prev_{buffer_key(n)}", p.detach().clone())

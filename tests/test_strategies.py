@@ -87,8 +87,20 @@ def test_online_ewc_running_fisher_and_gamma_in_the_penalty():
     assert ewc.penalty(learner).item() == pytest.approx(2.25)
 
 
+def loop_fisher(model, logits_of, x, t, targets):
+    """The definition, one sample at a time: mean over samples of the squared gradient of that sample's NLL."""
+    slow = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    for i in range(len(x)):
+        model.zero_grad()
+        F.cross_entropy(logits_of(model(x[i : i + 1]), t[i : i + 1]), targets[i : i + 1]).backward()
+        for n, p in model.named_parameters():
+            slow[n] += p.grad.pow(2) / len(x)
+    return slow
+
+
+@pytest.mark.parametrize("method", ["vmap", "factored"])
 @pytest.mark.parametrize("labels", ["empirical", "argmax", "true"])
-def test_vmap_fisher_equals_per_sample_loop(labels):
+def test_per_sample_fisher_equals_per_sample_loop(labels, method):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4))
     x, y, t = torch.randn(37, 6), torch.randint(0, 4, (37,)), torch.zeros(37, dtype=torch.long)
@@ -98,29 +110,61 @@ def test_vmap_fisher_equals_per_sample_loop(labels):
     def logits_of(out, task_ids):
         return scenario.select(out, task_ids, active)
 
-    fast = per_sample_fisher(model, logits_of, x, t, y, labels, chunk=8, generator=torch.Generator().manual_seed(1))
+    chunk = 8 if method == "vmap" else 37  # the factored path labels all 37 samples in one batch
+    fast = per_sample_fisher(
+        model, logits_of, x, t, y, labels, chunk=8, generator=torch.Generator().manual_seed(1), method=method
+    )
     if labels == "empirical":
         targets = y.clamp(max=2)
-        fast = per_sample_fisher(model, logits_of, x, t, targets, labels, chunk=8)
+        fast = per_sample_fisher(model, logits_of, x, t, targets, labels, chunk=8, method=method)
     elif labels == "argmax":
         targets = logits_of(model(x), t).argmax(1)
     else:
         g = torch.Generator().manual_seed(1)
         targets = torch.cat(
             [
-                torch.multinomial(logits_of(model(x[i : i + 8]), t[i : i + 8]).softmax(1), 1, generator=g).squeeze(1)
-                for i in range(0, 37, 8)
+                torch.multinomial(logits_of(model(x[i : i + chunk]), t[i : i + chunk]).softmax(1), 1, generator=g)
+                for i in range(0, 37, chunk)
             ]
-        )
-    slow = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
-    for i in range(len(x)):
-        model.zero_grad()
-        F.cross_entropy(logits_of(model(x[i : i + 1]), t[i : i + 1]), targets[i : i + 1]).backward()
-        for n, p in model.named_parameters():
-            slow[n] += p.grad.pow(2) / len(x)
+        ).squeeze(1)
+    slow = loop_fisher(model, logits_of, x, t, targets)
     for n in slow:
         torch.testing.assert_close(fast[n], slow[n], atol=1e-6, rtol=1e-5)
         assert slow[n].abs().sum() > 0
+
+
+class Shared(nn.Module):
+    """One Linear layer applied twice: per-sample squares do not factor, so auto must fall back to vmap."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.layer(torch.relu(self.layer(x)))
+
+
+@pytest.mark.parametrize(
+    "make_model",
+    [
+        lambda: nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 4)),  # a non-Linear parameter
+        Shared,
+    ],
+)
+def test_auto_fisher_falls_back_to_vmap_where_factoring_does_not_hold(make_model):
+    torch.manual_seed(0)
+    model = make_model()
+    x, y, t = torch.randn(9, 4), torch.randint(0, 4, (9,)), torch.zeros(9, dtype=torch.long)
+
+    def logits_of(out, task_ids):
+        return out
+
+    auto = per_sample_fisher(model, logits_of, x, t, y, "empirical", method="auto")
+    slow = loop_fisher(model, logits_of, x, t, y)
+    for n in slow:
+        torch.testing.assert_close(auto[n], slow[n], atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="fisher_method = 'factored'"):
+        per_sample_fisher(model, logits_of, x, t, y, "empirical", method="factored")
 
 
 # ---- SI -------------------------------------------------------------------------------------------

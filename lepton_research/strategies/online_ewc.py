@@ -18,8 +18,9 @@ class OnlineEWC(EWC):
         fisher: str = "argmax",
         fisher_samples: int | None = None,
         fisher_chunk: int = 8,
+        fisher_method: str = "auto",
     ) -> None:
-        super().__init__(lambda_, fisher, fisher_samples, fisher_chunk)
+        super().__init__(lambda_, fisher, fisher_samples, fisher_chunk, fisher_method)
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"strategy.gamma = {gamma} is not allowed: use a decay in [0, 1]")
         self.gamma = gamma

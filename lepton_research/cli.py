@@ -16,8 +16,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lepton_research.compress import compress
 from lepton_research.config import ConfigError, validate
 from lepton_research.data.idx import DataFileError
+from lepton_research.deploy import Deployable, torchscript
 from lepton_research.learner import ContinualModule
 from lepton_research.loop import CHECKPOINT, Budget, load_checkpoint, run_stream, seed_all
 from lepton_research.tracking import Tracker
@@ -101,6 +103,41 @@ def format_matrix(R: np.ndarray) -> str:
     return "\n".join(lines)
 
 
+def after_stream(cfg, learner, student, stream, make_trainer, tracker, output_dir: Path) -> dict:
+    """The tail after the last task: compress (distil and/or quantise), then log the deployable model."""
+    z, final, prefix, values = cfg.compress, learner.model, "acc/", {}
+    if z.method != "none" or z.quantize != "none":
+        memory = learner.strategy.memory_data() if z.method == "kd" and z.data == "buffer" else None
+        result = compress(
+            z,
+            learner.model,
+            student,
+            stream,
+            memory,
+            make_trainer,
+            optimizer=instantiate(z.optimizer) if z.get("optimizer") else None,
+            seed=cfg.seed,
+            metrics_sink=tracker.log_train,
+            step_offset=learner.step_offset,
+        )
+        tracker.log_results("compress", result.metrics, step=len(stream))
+        final, values = result.model, result.metrics
+        prefix = "quantized/acc/" if z.quantize != "none" else "student/acc/"
+    if cfg.tracking.log_model and tracker.enabled:
+        deployable = Deployable(final.cpu(), stream.scenario)
+        example = stream[0].test.x[:2].cpu()
+        path = torchscript(deployable, example, output_dir / "model_torchscript.pt")
+        values["model_uri"] = tracker.log_model(
+            deployable,
+            example,
+            task_il=deployable.task_il,
+            logged_prefix=prefix,
+            torchscript_path=path,
+            register_as=cfg.tracking.register_as,
+        )
+    return values
+
+
 def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, float]:
     """Run one task sequence; returns the final/* summary. ``output_dir`` defaults to Hydra's run folder."""
     started = time.time()
@@ -119,6 +156,16 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     stream = build(cfg.benchmark, scenario=cfg.scenario.name).to(compute_device(cfg))
     model = build(cfg.model, in_shape=stream.input_shape, out_features=stream.scenario.out_features)
     strategy = build(cfg.strategy)
+    student = (
+        build(cfg.compress.student, in_shape=stream.input_shape, out_features=stream.scenario.out_features)
+        if cfg.compress.method == "kd"
+        else None
+    )
+    if cfg.compress.method == "kd" and cfg.compress.data == "buffer" and not strategy.keeps_memory:
+        raise ConfigError(
+            f"compress.data = 'buffer' needs a strategy that keeps a memory of examples (e.g. strategy=replay), "
+            f"not {choice('strategy', cfg)}; use compress.data=all or last_task"
+        )
     names = {g: choice(g, cfg) for g in ("strategy", "benchmark", "model")}
     tracker = Tracker(
         output_dir,
@@ -199,7 +246,9 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             resume_state=resume_state,
         )
         title = f"{names['strategy']} | {names['benchmark']} {cfg.scenario.name} | seed {cfg.seed}"
-        summary = tracker.finish(R, title)
+        summary = tracker.finish(R, title, terminate=False)  # the stream's results are recorded before the tail
+        tail = after_stream(cfg, learner, student, stream, make_trainer, tracker, output_dir)
+        tracker.terminate()
     except BaseException:
         tracker.fail()
         raise
@@ -208,6 +257,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     log.info(tracker.ui_hint())
     return {
         **summary,
+        **tail,
         "R": R.tolist(),
         "fit_seconds": sum(fit_seconds),
         "run_id": tracker.run_id,

@@ -35,6 +35,8 @@ class TrackingConfig:
     experiment: str = "lepton"
     run_name: str | None = None
     skip_finished: bool = False  # true: a FINISHED run with the same config hash in the experiment is not rerun
+    log_model: bool = True  # log the final model (MLflow PyTorch flavour + TorchScript) into the run
+    register_as: str | None = None  # also register it in the MLflow model registry under this name
 
 
 @dataclass
@@ -44,6 +46,21 @@ class ComputeConfig:
     strategy: str = "auto"
     precision: str = "32-true"
     num_nodes: int = 1
+
+
+@dataclass
+class CompressConfig:
+    method: str = "none"  # none | kd (distil into compress.student)
+    student: Any = None  # a model config (_target_ + kwargs), like conf/model/*.yaml
+    data: str = "all"  # all | buffer | last_task
+    temperature: float = 2.0
+    alpha: float = 0.9  # weight of the distillation term; 1 - alpha weighs the cross-entropy on the labels
+    iterations: int = 2000
+    batch_size: int = 128
+    optimizer: Any = None  # a _partial_ optimizer config; null: Adam lr 1e-3
+    quantize: str = "none"  # none | dynamic_int8
+    latency_batch: int = 256
+    latency_repeats: int = 30
 
 
 @dataclass
@@ -60,6 +77,7 @@ class LeptonConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    compress: CompressConfig = field(default_factory=CompressConfig)
     hparams: Any = field(default_factory=dict)  # per-strategy values set by experiment presets (see conf/strategy)
     benchmark: Any = MISSING
     model: Any = MISSING
@@ -128,3 +146,20 @@ def validate(cfg: DictConfig) -> None:
             "no CUDA device is visible (torch.cuda.is_available() is False); use compute=cpu",
         )
     _require(bool(cfg.tracking.experiment), "tracking.experiment", cfg.tracking.experiment, "a non-empty name")
+    validate_compress(cfg.compress)
+
+
+def validate_compress(z: DictConfig) -> None:
+    from lepton_research.compress import DATA_SOURCES, METHODS, QUANTIZE
+
+    _require(z.method in METHODS, "compress.method", z.method, f"one of {', '.join(METHODS)}")
+    _require(z.quantize in QUANTIZE, "compress.quantize", z.quantize, f"one of {', '.join(QUANTIZE)}")
+    if z.method == "kd":
+        _require(z.student is not None, "compress.student", z.student, "a model config, e.g. compress=kd's MLP")
+        _require(z.data in DATA_SOURCES, "compress.data", z.data, f"one of {', '.join(DATA_SOURCES)}")
+        _require(z.temperature > 0, "compress.temperature", z.temperature, "use a value > 0")
+        _require(0 <= z.alpha <= 1, "compress.alpha", z.alpha, "use a weight in [0, 1]")
+        _require(z.iterations >= 1, "compress.iterations", z.iterations, "use an integer >= 1")
+        _require(z.batch_size >= 1, "compress.batch_size", z.batch_size, "use an integer >= 1")
+    _require(z.latency_batch >= 1, "compress.latency_batch", z.latency_batch, "use an integer >= 1")
+    _require(z.latency_repeats >= 1, "compress.latency_repeats", z.latency_repeats, "use an integer >= 1")

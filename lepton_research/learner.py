@@ -117,17 +117,28 @@ class ContinualModule(L.LightningModule):
             self.optimizer.add_param_group({"params": new})
         return self.optimizer
 
-    @torch.no_grad()
-    def accuracy(self, data: TensorData, active: torch.Tensor | None, chunk: int = 4096) -> float:
-        """Accuracy (torchmetrics, micro) on ``data`` with the units in ``active`` (None: all)."""
-        was_training = self.training
-        self.eval()
-        preds = torch.cat(
-            [
-                self.scenario.select(self.model(data.x[i : i + chunk]), data.task[i : i + chunk], active).argmax(1)
-                for i in range(0, len(data), chunk)
-            ]
-        )
-        self.train(was_training)
-        n_out = self.scenario.classes_per_task if self.scenario.name != "class_il" else self.scenario.n_classes
-        return float(multiclass_accuracy(preds, data.y, num_classes=n_out, average="micro"))
+    def accuracy(self, data: TensorData, active: torch.Tensor | None) -> float:
+        return accuracy(self.model, self.scenario, data, active)
+
+
+@torch.no_grad()
+def accuracy(
+    model: nn.Module, scenario: Scenario, data: TensorData, active: torch.Tensor | None, chunk: int = 4096
+) -> float:
+    """Accuracy (torchmetrics, micro) of ``model`` on ``data`` with the units in ``active`` (None: all)."""
+    was_training = model.training
+    model.eval()
+    preds = torch.cat(
+        [
+            scenario.select(model(data.x[i : i + chunk]), data.task[i : i + chunk], active).argmax(1)
+            for i in range(0, len(data), chunk)
+        ]
+    )
+    model.train(was_training)
+    return score(preds, data.y, scenario)
+
+
+def score(preds: torch.Tensor, y: torch.Tensor, scenario: Scenario) -> float:
+    """The one accuracy figure (torchmetrics, micro) that R, the student rows and the deployed model all use."""
+    n_out = scenario.classes_per_task if scenario.name != "class_il" else scenario.n_classes
+    return float(multiclass_accuracy(preds, y, num_classes=n_out, average="micro"))

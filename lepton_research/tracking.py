@@ -115,8 +115,9 @@ class Tracker:
         self._client.log_artifact(self.run_id, str(self.output_dir / "config.yaml"))
         return self.run_id
 
-    def finish(self, R: np.ndarray, title: str) -> dict[str, float]:
-        """Write and log the summary and artifacts, mark the run FINISHED; returns the summary."""
+    def finish(self, R: np.ndarray, title: str, terminate: bool = True) -> dict[str, float]:
+        """Write and log the summary and artifacts, mark the run FINISHED (``terminate=False``: the caller does,
+        after the compression tail); returns the summary."""
         self.flush()
         summary = metrics.summary(R)
         write_matrix_csv(R, self.output_dir / "accuracy_matrix.csv")
@@ -128,8 +129,22 @@ class Tracker:
         self.log_metrics(summary, step=R.shape[1])
         for name in ("accuracy_matrix.csv", "accuracy_matrix.png", "forgetting_curves.png", "summary.json"):
             self._client.log_artifact(self.run_id, str(self.output_dir / name))
-        self._client.set_terminated(self.run_id, "FINISHED")
+        if terminate:
+            self.terminate()
         return summary
+
+    def log_results(self, name: str, values: dict[str, float], step: int) -> None:
+        """Write ``values`` to ``<name>.json`` in the output folder first, then log them as metrics at ``step``."""
+        (self.output_dir / f"{name}.json").write_text(json.dumps(values, indent=2) + "\n")
+        self.flush()
+        self.log_metrics(values, step=step)
+        if self.enabled:
+            self._client.log_artifact(self.run_id, str(self.output_dir / f"{name}.json"))
+
+    def terminate(self) -> None:
+        if self.enabled:
+            self.flush()
+            self._client.set_terminated(self.run_id, "FINISHED")
 
     def fail(self) -> None:
         """End the run FAILED (never leave it RUNNING after an error)."""
@@ -181,6 +196,49 @@ class Tracker:
         now = int(time.time() * 1000)
         self._client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
 
+    def log_model(
+        self,
+        model: torch.nn.Module,
+        example_x: torch.Tensor,
+        *,
+        task_il: bool,
+        logged_prefix: str,
+        torchscript_path: Path,
+        register_as: str | None = None,
+    ) -> str | None:
+        """Log the deployable model (MLflow PyTorch flavour, signature and input example, our package bundled as
+        code) and its TorchScript file; register it under ``register_as``. Returns the model's URI."""
+        if not self.enabled:
+            return None
+        import mlflow
+        import mlflow.pytorch
+        from mlflow.models import infer_signature
+
+        mlflow.set_tracking_uri(self.uri)
+        x = example_x[:2].detach().cpu()
+        with torch.no_grad():
+            out = model(x, 0) if task_il else model(x)
+        params = {"task_id": 0} if task_il else None
+        signature = infer_signature(x.numpy(), out.numpy(), params=params)
+        package = Path(__file__).resolve().parent
+        with mlflow.start_run(run_id=self.run_id):
+            info = mlflow.pytorch.log_model(
+                model,
+                name="model",
+                signature=signature,
+                input_example=x.numpy(),
+                code_paths=[str(package)],
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy"],
+                registered_model_name=register_as,
+                serialization_format="pickle",  # torch.export (pt2) cannot take quantised modules
+            )
+            mlflow.log_artifact(str(torchscript_path), artifact_path="torchscript")
+        self._client.set_tag(self.run_id, "lepton.deployed_metrics", logged_prefix)
+        self._client.set_tag(self.run_id, "lepton.model_uri", f"runs:/{self.run_id}/model")
+        where = f"models:/{register_as}/{info.registered_model_version}" if register_as else info.model_uri
+        log.info("deployable model logged: runs:/%s/model (%s)", self.run_id, where)
+        return f"runs:/{self.run_id}/model"
+
     def ui_hint(self) -> str:
         if not self.enabled:
             return f"tracking=none: results are in {self.output_dir}"
@@ -190,3 +248,32 @@ class Tracker:
             f"  Open it: mlflow ui --backend-store-uri {store}  then "
             f"http://127.0.0.1:5000/#/experiments/{self.experiment_id}/runs/{self.run_id}"
         )
+
+
+def load_logged_model(uri: str, tracking_uri: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """The model at an MLflow URI (``runs:/<id>/model`` or ``models:/<name>/<version>``) and what its run logged."""
+    import mlflow
+    import mlflow.pytorch
+    from mlflow.tracking import MlflowClient
+
+    store = resolve_uri(tracking_uri)
+    mlflow.set_tracking_uri(store)
+    client = MlflowClient(tracking_uri=store)
+    if uri.startswith("runs:/"):
+        run_id = uri[len("runs:/") :].split("/", 1)[0]
+    elif uri.startswith("models:/"):
+        name, _, version = uri[len("models:/") :].partition("/")
+        if not version:
+            raise ValueError(f"{uri!r}: give the version, models:/<name>/<version>")
+        run_id = client.get_model_version(name, version).run_id
+    else:
+        raise ValueError(f"{uri!r} is not an MLflow model URI: use runs:/<run_id>/model or models:/<name>/<version>")
+    run = client.get_run(run_id)
+    config_path = client.download_artifacts(run_id, "config.yaml")
+    model = mlflow.pytorch.load_model(uri, map_location="cpu")
+    return model, {
+        "run_id": run_id,
+        "config_yaml": Path(config_path).read_text(),
+        "metrics": run.data.metrics,
+        "logged_prefix": run.data.tags.get("lepton.deployed_metrics", "acc/"),
+    }

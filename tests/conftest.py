@@ -26,7 +26,7 @@ def compose_cfg(overrides: list[str] | None = None) -> DictConfig:
 
 @pytest.fixture
 def tiny_cfg(tmp_path):
-    """split_mnist_5k, 30 steps per task, MLflow in a temporary sqlite store."""
+    """split_mnist_5k, 30 steps per task, MLflow in a temporary sqlite store, no model logging."""
 
     def make(*overrides: str) -> DictConfig:
         cfg = compose_cfg(
@@ -35,6 +35,7 @@ def tiny_cfg(tmp_path):
                 "train.iterations=30",
                 "train.log_every_n_steps=10",
                 f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+                "tracking.log_model=false",  # the deploy tests turn it on
                 *overrides,
             ]
         )

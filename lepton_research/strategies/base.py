@@ -53,6 +53,12 @@ class Strategy(nn.Module):
 
     training_step = None  # a strategy may define training_step(learner, batch) to replace the standard step
 
+    keeps_memory = False  # True where memory_data() returns the examples the strategy keeps (e.g. replay)
+
+    def memory_data(self) -> TensorData | None:
+        """The examples this strategy keeps (a replay memory), for ``compress.data=buffer``; None if none."""
+        return None
+
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         """Restore a checkpointed state_dict; buffers created or resized during training are re-registered."""
         for name, value in state.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from lepton_research.data.stream import TensorData
 from lepton_research.strategies.base import Strategy
 
 SELECTIONS = ("class_balanced", "reservoir")
@@ -102,6 +103,11 @@ class Replay(Strategy):
             m[slots] = f[sources]
         self.n_seen.fill_(seen)
         self._set(*(torch.cat([m, f[appended]]) for m, f in zip(mem, fresh, strict=True)))
+
+    keeps_memory = True
+
+    def memory_data(self) -> TensorData:
+        return TensorData(self.mem_x, self.mem_y, self.mem_task)
 
     def memory(self) -> tuple[torch.Tensor, ...]:
         return self.mem_x, self.mem_y, self.mem_task, self.mem_class

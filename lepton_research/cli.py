@@ -68,6 +68,24 @@ def choice(group: str, cfg: DictConfig) -> str:
         return str(node.get("_target_", "?")).rsplit(".", 1)[-1].lower()
 
 
+def sweep_tags() -> dict[str, str]:
+    """``lepton.sweep`` (the sweep folder of the multirun this job belongs to) and, under the Optuna sweeper,
+    ``lepton.study`` (the study name); empty for a single run."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+    except ValueError:
+        return {}
+    if hc.mode != RunMode.MULTIRUN:
+        return {}
+    tags = {"lepton.sweep": str(hc.sweep.dir)}
+    if hc.sweeper.get("study_name"):
+        tags["lepton.study"] = str(hc.sweeper.study_name)
+    return tags
+
+
 def quiet_lightning() -> None:
     """Lightning prints its device banner at every Trainer; one Trainer per task makes that noise."""
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
@@ -181,6 +199,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             "lepton.model": names["model"],
             "lepton.config_hash": chash,
             "lepton.git_sha": git_sha(),
+            **sweep_tags(),
         },
         params=flatten(OmegaConf.to_container(cfg, resolve=True)),
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),

@@ -93,3 +93,12 @@ def row_metrics(R, k: int) -> dict[str, float]:
         out.update({f"forgetting/task_{j}": float(v) for j, v in enumerate(f)})
         out["forgetting/avg"] = float(f.mean())
     return out
+
+
+def mean_sem(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error of the mean (sample std with ddof=1, over sqrt(n)) along ``axis``; s.e.m. is 0
+    for a single value (nothing to spread), not NaN, so a one-seed band is drawn as a line."""
+    v = np.asarray(values, dtype=float)
+    n = v.shape[axis]
+    sem = v.std(axis=axis, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(v.mean(axis=axis))
+    return v.mean(axis=axis), sem

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from lepton_research.metrics import mean_sem
 from lepton_research.tracking import resolve_uri
 
 
@@ -35,11 +36,11 @@ class Cell:
 
     @property
     def mean(self) -> float:
-        return float(np.mean(self.values)) if self.values else math.nan
+        return float(mean_sem(self.values)[0]) if self.values else math.nan
 
     @property
     def sem(self) -> float:
-        return float(np.std(self.values, ddof=1) / math.sqrt(self.n)) if self.n > 1 else math.nan
+        return float(mean_sem(self.values)[1]) if self.n > 1 else math.nan
 
     def verdict(self, points: float) -> str:
         if not self.values:

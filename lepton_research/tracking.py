@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from lepton_research import metrics, plots
+from lepton_research.mlflow_store import get_or_create_experiment, open_client
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,7 @@ class Tracker:
         """The summary of a FINISHED run in the experiment with this config hash, if there is one."""
         if not self.enabled:
             return None
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=self.uri)
+        client = open_client(self.uri)
         exp = client.get_experiment_by_name(self.experiment)
         if exp is None:
             return None
@@ -95,16 +94,14 @@ class Tracker:
         if not self.enabled:
             return None
         from mlflow.entities import Param, RunTag
-        from mlflow.tracking import MlflowClient
 
-        self._client = MlflowClient(tracking_uri=self.uri)
+        self._client = open_client(self.uri)
         if run_id is not None:
             run = self._client.get_run(run_id)
             self.run_id, self.experiment_id = run_id, run.info.experiment_id
             self._client.update_run(run_id, status="RUNNING")
             return run_id
-        exp = self._client.get_experiment_by_name(self.experiment)
-        self.experiment_id = exp.experiment_id if exp else self._client.create_experiment(self.experiment)
+        self.experiment_id = get_or_create_experiment(self._client, self.experiment)
         run = self._client.create_run(self.experiment_id, run_name=self.run_name, tags=self.tags)
         self.run_id = run.info.run_id
         items = [Param(k, v[:6000]) for k, v in self.params.items()]

@@ -274,6 +274,15 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     log.info("accuracy matrix R[k][j] (row k: after training tasks 0..k-1; row 0 untrained):\n%s", format_matrix(R))
     log.info("summary: %s", ", ".join(f"{k} {v:.4f}" for k, v in summary.items()))
     log.info(tracker.ui_hint())
+    if tracker.unlogged:
+        log.error(
+            "this run is NOT in MLflow (%s). Its results are in %s; upload them with: "
+            "python -m lepton_research.upload %s --uri %s",
+            tracker.unlogged,
+            output_dir,
+            output_dir,
+            tracker.uri,
+        )
     return {
         **summary,
         **tail,
@@ -281,4 +290,5 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         "fit_seconds": sum(fit_seconds),
         "run_id": tracker.run_id,
         "output_dir": str(output_dir),
+        "unlogged": tracker.unlogged,
     }

@@ -86,3 +86,20 @@ def get_or_create_experiment(client, name: str) -> str:
         if "already exists" not in str(e).lower() and "unique constraint" not in str(e).lower():
             raise
         return client.get_experiment_by_name(name).experiment_id
+
+
+UNREACHABLE = (
+    "max retries exceeded",
+    "connection refused",
+    "failed to establish a new connection",
+    "connectionerror",
+    "remote end closed connection",
+    "read timed out",
+    "database is locked",  # still locked after every retry
+)
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """The store went away (server down, network, a lock that never cleared), as opposed to a bad request."""
+    text = f"{type(error).__name__}: {error}".lower()
+    return any(t in text for t in UNREACHABLE)

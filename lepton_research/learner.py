@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from lepton_research.data.stream import TensorData
+from lepton_research.data.stream import TensorData, rank_and_world
 from lepton_research.scenarios import Scenario
 from lepton_research.strategies.base import Strategy
 
@@ -125,7 +125,11 @@ class ContinualModule(L.LightningModule):
 def accuracy(
     model: nn.Module, scenario: Scenario, data: TensorData, active: torch.Tensor | None, chunk: int = 4096
 ) -> float:
-    """Accuracy (torchmetrics, micro) of ``model`` on ``data`` with the units in ``active`` (None: all)."""
+    """Accuracy (torchmetrics, micro) of ``model`` on ``data`` with the units in ``active`` (None: all). Under DDP
+    each rank scores a strided share and the correct counts are summed across ranks: the same figure on every rank."""
+    rank, world = rank_and_world()
+    if world > 1:
+        data = TensorData(data.x[rank::world], data.y[rank::world], data.task[rank::world])
     was_training = model.training
     model.eval()
     preds = torch.cat(
@@ -135,7 +139,13 @@ def accuracy(
         ]
     )
     model.train(was_training)
-    return score(preds, data.y, scenario)
+    if world == 1:
+        return score(preds, data.y, scenario)
+    import torch.distributed as dist
+
+    counts = torch.tensor([(preds == data.y).sum().item(), len(data)], dtype=torch.float64)
+    dist.all_reduce(counts)
+    return float(torch.tensor(counts[0] / counts[1], dtype=torch.float32))
 
 
 def score(preds: torch.Tensor, y: torch.Tensor, scenario: Scenario) -> float:

@@ -22,7 +22,7 @@ import torch
 from lepton_research import metrics
 from lepton_research.data.stream import TaskStream, TensorBatches
 from lepton_research.learner import ContinualModule
-from lepton_research.tracking import Tracker
+from lepton_research.tracking import Tracker, is_global_zero
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ def evaluate_row(learner: ContinualModule, stream: TaskStream, k: int) -> np.nda
 def save_checkpoint(
     path: Path, completed: int, R: np.ndarray, learner: ContinualModule, run_id: str | None, config_hash: str
 ) -> None:
+    if not is_global_zero():  # under DDP the ranks hold the same state: rank 0 writes it
+        return
     state = {
         "completed": completed,
         "R": R,

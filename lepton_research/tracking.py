@@ -158,6 +158,8 @@ class Tracker:
         after the compression tail); returns the summary."""
         self.flush()
         summary = metrics.summary(R)
+        if not is_global_zero():  # under DDP rank 0 writes the local files
+            return summary
         write_matrix_csv(R, self.output_dir / "accuracy_matrix.csv")
         (self.output_dir / "summary.json").write_text(json.dumps({**summary, "run_id": self.run_id}, indent=2) + "\n")
         if not self.enabled:
@@ -173,6 +175,8 @@ class Tracker:
 
     def log_results(self, name: str, values: dict[str, float], step: int) -> None:
         """Write ``values`` to ``<name>.json`` in the output folder first, then log them as metrics at ``step``."""
+        if not is_global_zero():
+            return
         (self.output_dir / f"{name}.json").write_text(json.dumps(values, indent=2) + "\n")
         self.flush()
         self.log_metrics(values, step=step)

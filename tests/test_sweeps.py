@@ -240,3 +240,26 @@ def test_compare_without_runs_is_a_clear_error(tmp_path):
         text=True,
     )
     assert out.returncode == 1 and "no FINISHED runs found for sweep 'nope'" in out.stderr
+
+
+# ---- DDP over 2 CPU processes -----------------------------------------------------------------------
+@pytest.mark.slow
+def test_ddp_cpu_one_mlflow_run_and_the_single_process_matrix(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    common = ["benchmark=split_mnist_5k", "train.iterations=60", "strategy=joint", "tracking.log_model=false"]
+    ddp = run_py("compute=ddp_cpu", *common, f"tracking.uri={uri}", f"hydra.run.dir={tmp_path}/ddp", timeout=900)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert (tmp_path / "ddp" / "train_ddp_process_1.log").is_file(), "rank 1 ran"
+    single = run_py(*common, "tracking=none", f"hydra.run.dir={tmp_path}/single", timeout=900)
+    assert single.returncode == 0, single.stderr[-3000:]
+    client, runs = _runs(uri)
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"  # rank 0 alone talks to MLflow
+    from lepton_research.tracking import read_matrix_csv
+
+    R_ddp = read_matrix_csv(tmp_path / "ddp" / "accuracy_matrix.csv")
+    R_one = read_matrix_csv(tmp_path / "single" / "accuracy_matrix.csv")
+    np.testing.assert_allclose(R_ddp[0], R_one[0], atol=1e-6)  # same initial weights, same evaluation
+    assert np.abs(R_ddp - R_one).max() < 0.05  # half batches per rank, averaged gradients: the same steps
+    # rank 1 computed the same matrix (the counts are summed across ranks)
+    rank1 = (tmp_path / "ddp" / "train_ddp_process_1.log").read_text()
+    assert f"final/avg_acc {runs[0].data.metrics['final/avg_acc']:.4f}" in rank1

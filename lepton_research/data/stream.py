@@ -137,6 +137,15 @@ def make_stream(
     return TaskStream(name, scenario, tasks, input_shape)
 
 
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of the running torch.distributed job, (0, 1) outside one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 class TensorBatches:
     """Batches sliced from device tensors: ``iterations`` batches (or ``epochs`` passes) over fresh permutations.
 
@@ -155,12 +164,15 @@ class TensorBatches:
         return self.length
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Under DDP every rank draws the same permutation (same generator) and keeps its own strided share of
+        each batch, so the ranks together see exactly the single-process batch."""
+        rank, world = rank_and_world()
         n, drawn = len(self.data), 0
         while drawn < self.length:
             order = torch.randperm(n, generator=self.generator).to(self.data.x.device)
             for start in range(0, n, self.batch_size):
                 if drawn == self.length:
                     return
-                idx = order[start : start + self.batch_size]
+                idx = order[start : start + self.batch_size][rank::world]
                 yield self.data.x[idx], self.data.y[idx], self.data.task[idx]
                 drawn += 1

@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ from lepton_research.config import register  # noqa: E402
 from lepton_research.models.mlp import MLP  # noqa: E402
 
 
-def run_lepton(epochs: int, lam: float, tmp: str) -> tuple[float, float]:
+def run_lepton(epochs: int, lam: float, tmp: str, seed: int) -> tuple[float, float]:
     register()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(
@@ -40,16 +41,18 @@ def run_lepton(epochs: int, lam: float, tmp: str) -> tuple[float, float]:
                 "train.iterations=null",
                 f"train.epochs={epochs}",
                 f"strategy.lambda_={lam}",
+                f"seed={seed}",
+                "tracking.log_model=false",
                 f"tracking.uri=sqlite:///{tmp}/mlflow.db",
                 "tracking.experiment=bench",
             ],
         )
     start = time.perf_counter()
-    out = cli.run(cfg, output_dir=Path(tmp) / "lepton")
+    out = cli.run(cfg, output_dir=Path(tmp) / f"lepton-{seed}")
     return time.perf_counter() - start, out["final/avg_acc"]
 
 
-def run_avalanche(epochs: int, lam: float) -> tuple[float, float]:
+def run_avalanche(epochs: int, lam: float, seed: int) -> tuple[float, float]:
     from avalanche.benchmarks.classic import SplitMNIST
     from avalanche.evaluation.metrics import accuracy_metrics
     from avalanche.training import EWC
@@ -62,9 +65,9 @@ def run_avalanche(epochs: int, lam: float) -> tuple[float, float]:
         dataset_root=str(ROOT / "data"),
         train_transform=None,
         eval_transform=None,
-        seed=0,
+        seed=seed,
     )
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = MLP(in_shape=(1, 28, 28), out_features=10)
     strategy = EWC(
         model=model,
@@ -89,14 +92,26 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=21, help="per task; 21 x ~94 batches ~ 2000 iterations")
     parser.add_argument("--lambda_", type=float, default=1e8, help="van de Ven 2019 class-IL value")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="each seed runs both, one after the other")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        ours, ours_acc = run_lepton(args.epochs, args.lambda_, tmp)
-    theirs, theirs_acc = run_avalanche(args.epochs, args.lambda_)
-    print(f"EWC, Split-MNIST class-IL, {args.epochs} epochs/task, lambda {args.lambda_:g}")
-    print(f"lepton    {ours:7.1f} s  final avg acc {ours_acc:.4f}")
-    print(f"avalanche {theirs:7.1f} s  final avg acc {theirs_acc:.4f}")
-    print(f"wall-time ratio avalanche / lepton: {theirs / ours:.2f}x")
+    ours, theirs = [], []
+    for seed in args.seeds:  # alternate the two so a change in machine load hits both
+        with tempfile.TemporaryDirectory() as tmp:
+            ours.append(run_lepton(args.epochs, args.lambda_, tmp, seed))
+        theirs.append(run_avalanche(args.epochs, args.lambda_, seed))
+        print(
+            f"seed {seed}: lepton {ours[-1][0]:.1f} s acc {ours[-1][1]:.4f} | avalanche {theirs[-1][0]:.1f} s acc "
+            f"{theirs[-1][1]:.4f}",
+            flush=True,
+        )
+    print(f"EWC, Split-MNIST class-IL, {args.epochs} epochs/task, lambda {args.lambda_:g}, seeds {args.seeds}")
+    for name, res in (("lepton", ours), ("avalanche", theirs)):
+        secs, accs = sum(r[0] for r in res), [r[1] for r in res]
+        each = ", ".join(f"{a:.4f}" for a in accs)
+        print(f"{name:9s} {secs:7.1f} s in all  final avg acc mean {np.mean(accs):.4f} ({each})")
+    ratio = sum(r[0] for r in theirs) / sum(r[0] for r in ours)
+    gap = 100 * (np.mean([r[1] for r in ours]) - np.mean([r[1] for r in theirs]))
+    print(f"wall-time ratio avalanche / lepton: {ratio:.2f}x; accuracy gap {gap:+.2f} points")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Metrics on a hand-worked accuracy matrix (T = 3 tasks, 4 rows; row 0 untrained)."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -71,3 +73,12 @@ def test_summary_and_row_metrics():
 def test_rejects_wrong_shape():
     with pytest.raises(ValueError, match="T\\+1 rows"):
         metrics.summary(np.zeros((3, 3)))
+
+
+def test_mean_sem_by_hand():
+    mean, sem = metrics.mean_sem([1.0, 2.0, 3.0])
+    assert mean == pytest.approx(2.0) and sem == pytest.approx(1 / math.sqrt(3))  # std (ddof 1) = 1, n = 3
+    mean, sem = metrics.mean_sem([[0.2, 0.4], [0.4, 0.8]])  # per column (step): seeds in rows
+    np.testing.assert_allclose(mean, [0.3, 0.6])
+    np.testing.assert_allclose(sem, [0.1, 0.2])  # std = |a - b| / sqrt(2), over sqrt(2)
+    assert metrics.mean_sem([0.7])[1] == 0.0  # one seed: no band, not NaN

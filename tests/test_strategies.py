@@ -304,3 +304,31 @@ def test_distillation_with_a_wider_student_pads_the_teacher_with_zeros():
     # a student equal to the teacher on the old classes and -inf elsewhere has nothing left to learn
     same = torch.tensor([[2.0, 0.0, float("-inf"), float("-inf")]])
     assert distillation_loss(same, teacher, 1.0).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_ewc_closed_form_gradient_equals_autograd_of_the_summed_penalty():
+    """Three tasks' quadratics folded into one: the step's value and the gradient added after backward equal
+    autograd of lambda/2 sum_k F_k (theta - theta*_k)^2 written out term by term."""
+    torch.manual_seed(0)
+    model = Vector([0.0, 0.0, 0.0, 0.0])
+    learner = SimpleNamespace(model=model)
+    ewc = EWC(lambda_=3.0)
+    fishers = [torch.rand(4, dtype=torch.float64) for _ in range(3)]
+    fishers[1][2] = 0.0  # a unit no task cares about in one task ...
+    anchors = [torch.randn(4, dtype=torch.float64) for _ in range(3)]
+    for k in range(3):
+        with torch.no_grad():
+            model.theta.copy_(anchors[k])
+        ewc.consolidate(k, {"theta": fishers[k]}, learner)
+    with torch.no_grad():
+        model.theta.copy_(torch.randn(4, dtype=torch.float64))
+    theta = model.theta.detach().clone().requires_grad_(True)
+    reference = 0.5 * 3.0 * sum((f * (theta - a).pow(2)).sum() for f, a in zip(fishers, anchors, strict=True))
+    reference.backward()
+    ce = torch.zeros((), dtype=torch.float64)
+    total = ewc.loss(learner, None, None, ce)
+    assert total.item() == pytest.approx(reference.item(), rel=1e-10)
+    model.theta.grad = None
+    ewc.after_backward(learner)
+    torch.testing.assert_close(model.theta.grad, theta.grad, rtol=1e-10, atol=1e-12)
+    assert ewc.penalty(learner).item() == pytest.approx(reference.item(), rel=1e-10)

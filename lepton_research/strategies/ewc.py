@@ -177,7 +177,8 @@ class EWC(Strategy):
             fisher_samples,
             fisher_chunk,
         )
-        self._terms: list[tuple[torch.Tensor, torch.Tensor, str]] | None = None  # (fisher, anchor, param name)
+        self._terms: tuple[list, float] | None = None  # the combined quadratic (see terms), rebuilt after each task
+        self._pending: list | None = None  # this step's (param, A (theta - m)): the gradient added after backward
 
     def estimate_fisher(self, task, learner) -> dict[str, torch.Tensor]:
         data = task.train
@@ -212,24 +213,59 @@ class EWC(Strategy):
         super().load_state(state)
         self._terms = None
 
-    def terms(self, learner) -> list[tuple[torch.Tensor, torch.Tensor, str]]:
+    def scale(self) -> float:
+        """Factor on the whole penalty (online EWC: gamma)."""
+        return 1.0
+
+    def terms(self, learner) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], float]:
+        """The K per-task quadratics as one: sum_k F_k (theta - theta*_k)^2 = A (theta - m)^2 + c with A = sum_k F_k,
+        m = sum_k F_k theta*_k / A (0 where A = 0) and c = sum_k F_k theta*_k^2 - A m^2 (a constant, in float64).
+        Exact algebra; the per-step cost no longer grows with the number of tasks. Returns ([(param, A, m)], c)."""
         if self._terms is None:
-            buffers = dict(self.named_buffers())
-            self._terms = [
-                (buffers[f"fisher_{k}_{buffer_key(n)}"], buffers[f"anchor_{k}_{buffer_key(n)}"], n)
-                for k in range(self.n_consolidated())
-                for n, _ in learner.model.named_parameters()
-                if f"fisher_{k}_{buffer_key(n)}" in buffers
-            ]
+            buffers, params = dict(self.named_buffers()), dict(learner.model.named_parameters())
+            combined, const = [], 0.0
+            for n, p in params.items():
+                keys = [k for k in range(self.n_consolidated()) if f"fisher_{k}_{buffer_key(n)}" in buffers]
+                if not keys:
+                    continue
+                F64 = [buffers[f"fisher_{k}_{buffer_key(n)}"].double() for k in keys]
+                a64 = [buffers[f"anchor_{k}_{buffer_key(n)}"].double() for k in keys]
+                A = sum(F64)
+                B = sum(f * a for f, a in zip(F64, a64, strict=True))
+                m = torch.where(A > 0, B / A.clamp_min(torch.finfo(torch.float64).tiny), torch.zeros_like(A))
+                const += float((sum(f * a * a for f, a in zip(F64, a64, strict=True)) - A * m * m).sum())
+                combined.append((p, A.to(p.dtype), m.to(p.dtype)))
+            self._terms = (combined, const)
         return self._terms
 
     def penalty(self, learner) -> torch.Tensor:
-        """lambda/2 * sum_k sum_i F_k,i (theta_i - theta*_k,i)^2."""
-        params = dict(learner.model.named_parameters())
-        total = sum((f * (params[n] - anchor).pow(2)).sum() for f, anchor, n in self.terms(learner))
-        return 0.5 * self.lambda_ * total
+        """lambda/2 * sum_k sum_i F_k,i (theta_i - theta*_k,i)^2 (differentiable)."""
+        combined, const = self.terms(learner)
+        total = sum((A * (p - m).pow(2)).sum() for p, A, m in combined) + const
+        return 0.5 * self.lambda_ * self.scale() * total
 
     def loss(self, learner, batch, logits, ce):
-        if not self.terms(learner):
+        """CE plus the penalty's value; its gradient, lambda * scale * A (theta - m), is added in closed form after
+        backward (``after_backward``): the same gradient autograd would give, without its intermediate tensors."""
+        combined, const = self.terms(learner)
+        if not combined or self.lambda_ == 0:
+            self._pending = None
             return ce
-        return ce + self.penalty(learner)
+        with torch.no_grad():
+            pending, value = [], const
+            for p, A, m in combined:
+                diff = p - m
+                weighted = A * diff  # A (theta - m): half the penalty's gradient per unit of lambda * scale
+                pending.append((p, weighted))
+                value = value + (weighted * diff).sum()
+        self._pending = pending
+        return ce + 0.5 * self.lambda_ * self.scale() * value
+
+    def after_backward(self, learner) -> None:
+        if self._pending is None:
+            return
+        pending, self._pending = self._pending, None
+        for p, weighted in pending:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            p.grad.add_(weighted, alpha=self.lambda_ * self.scale())

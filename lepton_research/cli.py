@@ -119,7 +119,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     stream = build(cfg.benchmark, scenario=cfg.scenario.name).to(compute_device(cfg))
     model = build(cfg.model, in_shape=stream.input_shape, out_features=stream.scenario.out_features)
     strategy = build(cfg.strategy)
-    names = {g: choice(g, cfg) for g in ("strategy", "benchmark", "model")}
+    names = {g: choice(g, cfg) for g in ("strategy", "benchmark", "model", "augment")}
     tracker = Tracker(
         output_dir,
         enabled=cfg.tracking.enabled,
@@ -132,6 +132,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             "lepton.scenario": cfg.scenario.name,
             "lepton.seed": str(cfg.seed),
             "lepton.model": names["model"],
+            "lepton.augment": names["augment"],
             "lepton.config_hash": chash,
             "lepton.git_sha": git_sha(),
         },
@@ -146,6 +147,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         cfg.train.log_every_n_steps,
         tracker.log_train,
         reset_optimizer=cfg.train.reset_optimizer,
+        augment=build(cfg.augment),
     )
     learner.job_started = started
 

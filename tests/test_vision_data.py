@@ -76,7 +76,7 @@ def test_fashion_mnist_missing_and_corrupt(tmp_path):
         fashion_mnist.load_fashion_mnist(tmp_path)
     raw = fashion_mnist.raw_dir(tmp_path)
     raw.mkdir(parents=True)
-    for name, (shape, _) in fashion_mnist.FILES.items():
+    for name, (shape, _, _) in fashion_mnist.FILES.items():
         write_idx(raw / f"{name}.gz", np.zeros((2, *shape[1:]), np.uint8))
     with pytest.raises(DataFileError, match=r"train-images-idx3-ubyte.gz: checksum mismatch"):
         fashion_mnist.load_fashion_mnist(tmp_path)
@@ -198,3 +198,20 @@ def test_affine_identity_at_zero_and_bounded_otherwise():
     assert y.shape == x.shape and not torch.allclose(y, x) and y.min() >= 0 and y.max() <= 1 + 1e-6
     with pytest.raises(ValueError, match="augment: degrees"):
         RandomAffine(scale=(1.2, 1.1))
+
+
+@pytest.mark.slow
+def test_fetch_fashion_mnist_from_debian_verifies_checksums(tmp_path):
+    """The offline fetch path: Debian's dataset-fashion-mnist (recompressed .gz), checked by content MD5."""
+    import shutil
+
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        pytest.skip("no apt-get / dpkg-deb")
+    try:
+        target = fashion_mnist.fetch_fashion_mnist(tmp_path, use_torchvision=False)
+    except DataFileError as e:
+        if "apt-get download" in str(e):
+            pytest.skip(f"Debian's package is unreachable: {e}")
+        raise
+    assert sorted(p.name for p in target.iterdir()) == sorted(f"{n}.gz" for n in fashion_mnist.FILES)
+    assert fashion_mnist.load_fashion_mnist(tmp_path)["test_x"].shape == (10000, 28, 28)

@@ -3,8 +3,9 @@
 Files live in ``<data_dir>/FashionMNIST/raw`` (plain or ``.gz``). ``python -m lepton_research.data fetch
 fashion_mnist`` puts them there: torchvision's downloader where there is internet, else Debian's package
 ``dataset-fashion-mnist`` (``apt-get download`` + ``dpkg-deb -x``; it installs the four files under
-``/usr/share/datasets/fashion-mnist``). Debian recompresses the ``.gz`` files, so the check is the MD5 of the
-*decompressed* IDX content, which is the same whichever gzip made the file.
+``/usr/share/datasets/fashion-mnist``). A file passes the check if its MD5 is Zalando's published MD5 of the
+``.gz`` release (what torchvision downloads), or if the MD5 of its decompressed IDX content is the one measured on
+Debian's package: Debian recompressed the ``.gz`` files, so their own MD5s differ from Zalando's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lepton_research.data.idx import DataFileError, read_idx
+from lepton_research.data.mnist import md5
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +31,22 @@ DEBIAN_PACKAGE = "dataset-fashion-mnist"
 DEBIAN_DIR = "usr/share/datasets/fashion-mnist"
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
-# name -> (shape, md5 of the decompressed IDX file). Measured on Debian's dataset-fashion-mnist
-# 0.0~git20200523.55506a9-1 (Zalando's repository at that commit); torchvision's copy decompresses to the same bytes.
+# name -> (shape, md5 of the decompressed IDX file, Zalando's md5 of the .gz file). The first was measured on Debian's
+# dataset-fashion-mnist 0.0~git20200523.55506a9-1 (Zalando's repository at that commit); the second is the one
+# Zalando's README and torchvision's FashionMNIST.resources publish.
 FILES = {
-    "train-images-idx3-ubyte": ((60000, 28, 28), "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
-    "train-labels-idx1-ubyte": ((60000,), "9018921c3c673c538a1fc5bad174d6f9"),
-    "t10k-images-idx3-ubyte": ((10000, 28, 28), "8181f5470baa50b63fa0f6fddb340f0a"),
-    "t10k-labels-idx1-ubyte": ((10000,), "15d484375f8d13e6eb1aabb0c3f46965"),
+    "train-images-idx3-ubyte": (
+        (60000, 28, 28),
+        "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    ),
+    "train-labels-idx1-ubyte": ((60000,), "9018921c3c673c538a1fc5bad174d6f9", "25c81989df183df01b3e8a0aad5dffbe"),
+    "t10k-images-idx3-ubyte": (
+        (10000, 28, 28),
+        "8181f5470baa50b63fa0f6fddb340f0a",
+        "bef4ecab320f06d8554ea6380940ec79",
+    ),
+    "t10k-labels-idx1-ubyte": ((10000,), "15d484375f8d13e6eb1aabb0c3f46965", "bb300cfdad3c16e7a12a480ee83cd310"),
 }
 
 
@@ -68,11 +79,13 @@ def content_md5(path: Path) -> str:
 
 
 def verify_file(path: Path, name: str) -> None:
-    expected = FILES[name][1]
+    _, content, zalando_gz = FILES[name]
+    if path.suffix == ".gz" and md5(path) == zalando_gz:
+        return
     actual = content_md5(path)
-    if actual != expected:
+    if actual != content:
         raise DataFileError(
-            f"{path}: checksum mismatch (md5 of the IDX content {actual}, Fashion-MNIST's is {expected}); the file "
+            f"{path}: checksum mismatch (md5 of the IDX content {actual}, Fashion-MNIST's is {content}); the file "
             f"is corrupt or not Fashion-MNIST. Delete it and run `{FETCH_COMMAND}`."
         )
 
@@ -86,7 +99,7 @@ def load_fashion_mnist(data_dir: str | Path, verify: bool = True) -> dict[str, n
             f"Run `{fetch_command(data_dir)}`."
         )
     arrays = {}
-    for name, (shape, _) in FILES.items():
+    for name, (shape, _, _) in FILES.items():
         path = find_file(data_dir, name)
         if verify:
             verify_file(path, name)

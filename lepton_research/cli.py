@@ -117,6 +117,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
 
     seed_all(cfg.seed)
     stream = build(cfg.benchmark, scenario=cfg.scenario.name).to(compute_device(cfg))
+    seed_all(cfg.seed)  # again: a benchmark that draws from the global generators (Avalanche's) must not shift init
     model = build(cfg.model, in_shape=stream.input_shape, out_features=stream.scenario.out_features)
     strategy = build(cfg.strategy)
     names = {g: choice(g, cfg) for g in ("strategy", "benchmark", "model", "augment")}

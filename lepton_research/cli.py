@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import subprocess
@@ -115,6 +116,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     chash = config_hash(cfg)
     resume_state = load_checkpoint(output_dir / CHECKPOINT, chash) if cfg.resume else None
 
+    gc.collect()  # a previous job of this process (a multirun) may leave its stream in reference cycles
     seed_all(cfg.seed)
     stream = build(cfg.benchmark, scenario=cfg.scenario.name).to(compute_device(cfg))
     seed_all(cfg.seed)  # again: a benchmark that draws from the global generators (Avalanche's) must not shift init

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import subprocess
@@ -170,8 +171,10 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     chash = config_hash(cfg)
     resume_state = load_checkpoint(output_dir / CHECKPOINT, chash) if cfg.resume else None
 
+    gc.collect()  # a previous job of this process (a multirun) may leave its stream in reference cycles
     seed_all(cfg.seed)
     stream = build(cfg.benchmark, scenario=cfg.scenario.name).to(compute_device(cfg))
+    seed_all(cfg.seed)  # again: a benchmark that draws from the global generators (Avalanche's) must not shift init
     model = build(cfg.model, in_shape=stream.input_shape, out_features=stream.scenario.out_features)
     strategy = build(cfg.strategy)
     student = (
@@ -184,7 +187,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             f"compress.data = 'buffer' needs a strategy that keeps a memory of examples (e.g. strategy=replay), "
             f"not {choice('strategy', cfg)}; use compress.data=all or last_task"
         )
-    names = {g: choice(g, cfg) for g in ("strategy", "benchmark", "model")}
+    names = {g: choice(g, cfg) for g in ("strategy", "benchmark", "model", "augment")}
     tracker = Tracker(
         output_dir,
         enabled=cfg.tracking.enabled,
@@ -197,6 +200,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             "lepton.scenario": cfg.scenario.name,
             "lepton.seed": str(cfg.seed),
             "lepton.model": names["model"],
+            "lepton.augment": names["augment"],
             "lepton.config_hash": chash,
             "lepton.git_sha": git_sha(),
             **sweep_tags(),
@@ -212,6 +216,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         cfg.train.log_every_n_steps,
         tracker.log_train,
         reset_optimizer=cfg.train.reset_optimizer,
+        augment=build(cfg.augment),
     )
     learner.job_started = started
 

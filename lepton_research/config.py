@@ -81,6 +81,7 @@ class LeptonConfig:
     hparams: Any = field(default_factory=dict)  # per-strategy values set by experiment presets (see conf/strategy)
     benchmark: Any = MISSING
     model: Any = MISSING
+    augment: Any = field(default_factory=lambda: {"_target_": "lepton_research.data.augment.Identity"})
     strategy: Any = MISSING
     optimizer: Any = MISSING
 

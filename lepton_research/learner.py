@@ -35,12 +35,14 @@ class ContinualModule(L.LightningModule):
         log_every_n_steps: int = 50,
         metrics_sink: MetricsSink | None = None,
         reset_optimizer: bool = True,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.model, self.strategy, self.scenario = model, strategy, scenario
         self.optimizer_factory = optimizer
         self.log_every_n_steps = log_every_n_steps
         self.reset_optimizer = reset_optimizer
+        self.augment = augment  # applied to training inputs only (after train_batch, so replayed samples too)
         self.optimizer: torch.optim.Optimizer | None = None
         self.pending_optimizer_state: dict | None = None  # restored from a checkpoint on resume
         self.metrics_sink = metrics_sink
@@ -66,6 +68,9 @@ class ContinualModule(L.LightningModule):
             return self.strategy.training_step(self, batch)
         batch = self.strategy.train_batch(batch)
         x, y, task_ids = batch
+        if self.augment is not None:
+            x = self.augment(x)
+            batch = (x, y, task_ids)
         self.raw_logits = self.model(x)  # the full output, for strategies that need more than the scenario's units
         logits = self.scenario.select(self.raw_logits, task_ids, self.active)
         ce = F.cross_entropy(logits, y)

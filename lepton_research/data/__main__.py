@@ -1,4 +1,4 @@
-"""`python -m lepton_research.data fetch mnist [--data-dir data]`: put a data set where the loaders look."""
+"""`python -m lepton_research.data fetch mnist|fashion_mnist [--data-dir data]`: put a data set where loaders look."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import argparse
 import logging
 import sys
 
+from lepton_research.data.fashion_mnist import fetch_fashion_mnist
 from lepton_research.data.idx import DataFileError
 from lepton_research.data.mnist import fetch_mnist
 
-FETCHERS = {"mnist": fetch_mnist}
+FETCHERS = {"mnist": fetch_mnist, "fashion_mnist": fetch_fashion_mnist}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lepton_research import cli, loop
+from lepton_research.config import ConfigError
 from lepton_research.data.stream import Task, TensorData
 from lepton_research.distill import distillation_loss
 from lepton_research.scenarios import Scenario
@@ -20,6 +21,8 @@ from lepton_research.strategies.replay import Replay
 from lepton_research.strategies.si import SI
 
 STRATEGIES = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "strategy").glob("*.yaml"))
+# overrides that keep a slow strategy's tiny run tiny (La-MAML: one second-order inner step per example by default)
+FAST = {"maml": ("train.batch_size=8", "strategy.glances=2", "strategy.inner_batch_size=4")}
 
 
 class Vector(nn.Module):
@@ -215,7 +218,12 @@ def test_every_strategy_runs(tiny_cfg, tmp_path, strategy, scenario):
         "train.iterations=12",
         "benchmark.n_tasks=2",
         "tracking.experiment=all-strategies",
+        *FAST.get(strategy, ()),
     )
+    if strategy == "progressive" and scenario != "task_il":  # the task id picks the column: task-IL only
+        with pytest.raises(ConfigError, match="scenario=task_il"):
+            cli.run(cfg, output_dir=tmp_path / "run")
+        return
     out = cli.run(cfg, output_dir=tmp_path / "run")
     assert np.isfinite(np.array(out["R"])).all()
     if strategy in ("ewc", "online_ewc", "si", "lwf"):
@@ -225,13 +233,17 @@ def test_every_strategy_runs(tiny_cfg, tmp_path, strategy, scenario):
         assert history and all(m.step >= 12 for m in history)  # the extra term exists from the second task on
 
 
-@pytest.mark.parametrize("strategy", ["ewc", "online_ewc", "si", "lwf", "replay", "naive-keep-adam"])
+@pytest.mark.parametrize(
+    "strategy", ["ewc", "online_ewc", "si", "lwf", "replay", "naive-keep-adam", "progressive", "maml"]
+)
 def test_resume_restores_strategy_state(tiny_cfg, tmp_path, monkeypatch, strategy):
     extra = (
         ("strategy=naive", "train.reset_optimizer=false")
         if strategy == "naive-keep-adam"
-        else (f"strategy={strategy}",)
+        else (f"strategy={strategy}", *FAST.get(strategy, ()))
     )
+    if strategy == "progressive":
+        extra = (*extra, "scenario=task_il")
     overrides = (*extra, "tracking=none", "benchmark.n_tasks=5", "train.iterations=15")
     clean = cli.run(tiny_cfg(*overrides), output_dir=tmp_path / "clean")
     real = loop.save_checkpoint

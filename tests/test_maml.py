@@ -1,17 +1,15 @@
 """La-MAML: the outer update and the inner loop against hand values, the second-order meta-gradient against finite
-differences, and a run through the learner (manual optimisation) that learns its rates, or not (C-MAML)."""
+differences, C-MAML's fixed rates. A real run (manual optimisation, learned rates, memory, train/loss steps):
+tests/test_strategies.py::test_every_strategy_runs; resume: test_resume_restores_strategy_state."""
 
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from mlflow.tracking import MlflowClient
 from torch import nn
 from torch.func import functional_call
 
-from lepton_research import cli
 from lepton_research.scenarios import Scenario
 from lepton_research.strategies.maml import LaMAML, LookAheadSGD
 
@@ -81,25 +79,3 @@ def test_c_maml_rates_are_not_learned():
     maml = LaMAML(learn_lr=False)
     maml.setup(nn.Linear(2, 2), None)
     assert not any(a.requires_grad for a in maml.alphas)
-
-
-@pytest.mark.slow
-def test_maml_run_learns_its_rates(tiny_cfg, tmp_path):
-    cfg = tiny_cfg(
-        "strategy=maml",
-        "scenario=class_il",
-        "benchmark.n_tasks=2",
-        "train.iterations=6",
-        "train.batch_size=8",
-        "train.log_every_n_steps=2",
-        "strategy.glances=2",
-        "strategy.inner_batch_size=4",
-    )
-    out = cli.run(cfg, output_dir=tmp_path / "run")
-    assert np.isfinite(np.array(out["R"])).all()
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
-    alpha = state["strategy"]["alphas.0"]
-    assert (alpha != 0.15).any()
-    assert len(state["strategy"]["mem_x"]) == 96 and int(state["strategy"]["n_seen"]) == 96  # 2 tasks x 6 x 8
-    history = MlflowClient(cfg.tracking.uri).get_metric_history(out["run_id"], "train/loss")
-    assert sorted(m.step for m in history) == [2, 6, 10, 14, 18, 22]  # 2 glances = 2 optimizer steps a batch

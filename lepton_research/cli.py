@@ -17,6 +17,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from lepton_research.adaptation import Adaptation
 from lepton_research.compress import compress
 from lepton_research.config import ConfigError, validate
 from lepton_research.data.idx import DataFileError
@@ -93,6 +94,8 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    # frozen columns (progressive nets) stay in eval mode on purpose
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 
 
 def build(node: DictConfig, **kwargs):
@@ -107,6 +110,15 @@ def build(node: DictConfig, **kwargs):
         if isinstance(cause, ValueError):
             raise ConfigError(str(cause)) from cause
         raise
+
+
+def check_scenario(strategy, name: str, scenario: str) -> None:
+    """A strategy that cannot run a scenario says so before any data is read."""
+    if scenario not in strategy.scenarios:
+        raise ConfigError(
+            f"strategy={name} does not support scenario={scenario}: {strategy.scenario_reason} "
+            f"Allowed: scenario={' | '.join(strategy.scenarios)}"
+        )
 
 
 def compute_device(cfg: DictConfig) -> torch.device:
@@ -173,10 +185,11 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
 
     gc.collect()  # a previous job of this process (a multirun) may leave its stream in reference cycles
     seed_all(cfg.seed)
+    strategy = build(cfg.strategy)
+    check_scenario(strategy, choice("strategy", cfg), cfg.scenario.name)
     stream = build(cfg.benchmark, scenario=cfg.scenario.name).to(compute_device(cfg))
     seed_all(cfg.seed)  # again: a benchmark that draws from the global generators (Avalanche's) must not shift init
     model = build(cfg.model, in_shape=stream.input_shape, out_features=stream.scenario.out_features)
-    strategy = build(cfg.strategy)
     student = (
         build(cfg.compress.student, in_shape=stream.input_shape, out_features=stream.scenario.out_features)
         if cfg.compress.method == "kd"
@@ -268,6 +281,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             output_dir=output_dir,
             config_hash=chash,
             resume_state=resume_state,
+            adaptation=Adaptation.from_config(cfg.eval),
         )
         title = f"{names['strategy']} | {names['benchmark']} {cfg.scenario.name} | seed {cfg.seed}"
         summary = tracker.finish(R, title, terminate=False)  # the stream's results are recorded before the tail

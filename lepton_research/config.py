@@ -29,6 +29,14 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    adaptation_steps: list[int] = field(default_factory=list)  # e.g. [1, 5, 20]: SGD steps on each new task; []: off
+    adaptation_lr: float = 0.1  # SGD learning rate of those steps
+    adaptation_batch_size: int = 10  # examples per adaptation step
+    adaptation_holdout: int = 1000  # examples of the new task's training set held out to score the adapted copy
+
+
+@dataclass
 class TrackingConfig:
     enabled: bool = True
     uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db
@@ -74,6 +82,7 @@ class LeptonConfig:
     resume: bool = False
     data_dir: str = "data"
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
@@ -111,6 +120,16 @@ def validate(cfg: DictConfig) -> None:
     )
     _require(t.epochs >= 1, "train.epochs", t.epochs, "use an integer >= 1")
     _require(t.log_every_n_steps >= 1, "train.log_every_n_steps", t.log_every_n_steps, "use an integer >= 1")
+    e = cfg.eval
+    _require(
+        all(int(n) >= 1 for n in e.adaptation_steps),
+        "eval.adaptation_steps",
+        list(e.adaptation_steps),
+        "a list of step counts >= 1, e.g. [1,5,20]; [] turns the measure off",
+    )
+    _require(e.adaptation_lr > 0, "eval.adaptation_lr", e.adaptation_lr, "the learning rate must be > 0")
+    _require(e.adaptation_batch_size >= 1, "eval.adaptation_batch_size", e.adaptation_batch_size, "an integer >= 1")
+    _require(e.adaptation_holdout >= 1, "eval.adaptation_holdout", e.adaptation_holdout, "an integer >= 1")
     _require(cfg.scenario.name in SCENARIOS, "scenario.name", cfg.scenario.name, f"one of {', '.join(SCENARIOS)}")
     opt = cfg.optimizer
     if "lr" in opt:

@@ -38,7 +38,8 @@ class ContinualModule(L.LightningModule):
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
-        self.model, self.strategy, self.scenario = model, strategy, scenario
+        self.strategy, self.scenario = strategy, scenario
+        self.model = strategy.setup(model, scenario)
         self.optimizer_factory = optimizer
         self.log_every_n_steps = log_every_n_steps
         self.reset_optimizer = reset_optimizer
@@ -65,7 +66,7 @@ class ContinualModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int):
         if self.strategy.training_step is not None:
-            return self.strategy.training_step(self, batch)
+            return self.strategy.training_step(self, batch, batch_idx)
         batch = self.strategy.train_batch(batch)
         x, y, task_ids = batch
         if self.augment is not None:
@@ -109,7 +110,10 @@ class ContinualModule(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """A fresh optimizer per task, or (reset_optimizer=False, van de Ven's default) one that keeps its state
         across tasks; parameters a strategy added since are appended as a new group."""
-        params = [p for p in self.parameters() if p.requires_grad]
+        if self.strategy.make_optimizer is not None:
+            self.optimizer = self.strategy.make_optimizer(self)
+            return self.optimizer
+        params = [p for p in self.model.parameters() if p.requires_grad]
         if self.optimizer is None or self.reset_optimizer:
             self.optimizer = self.optimizer_factory(params)
             if self.pending_optimizer_state is not None:  # resume: continue with the checkpointed state

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from lepton_research import metrics
+from lepton_research.adaptation import Adaptation
 from lepton_research.data.stream import TaskStream, TensorBatches
 from lepton_research.learner import ContinualModule
 from lepton_research.tracking import Tracker, is_global_zero
@@ -101,14 +102,17 @@ def run_stream(
     output_dir: Path,
     config_hash: str,
     resume_state: dict | None = None,
+    adaptation: Adaptation | None = None,
 ) -> tuple[np.ndarray, list[float]]:
-    """Train the stream task by task; returns the accuracy matrix R ((T+1) x T) and each task's fit seconds."""
+    """Train the stream task by task; returns the accuracy matrix R ((T+1) x T) and each task's fit seconds.
+    With ``adaptation``, each task's fast-adaptation accuracies are measured (on a copy) before it is trained."""
     T = len(stream)
     ckpt_path = output_dir / CHECKPOINT
     if resume_state is None:
         R = np.full((T + 1, T), np.nan)
         R[0] = evaluate_row(learner, stream, 0)
         tracker.log_row(0, R)
+        tracker.log_metrics(learner.strategy.row_metrics(learner), step=0)
         start = 0
     else:
         R, start = resume_state["R"], resume_state["completed"]
@@ -128,6 +132,8 @@ def run_stream(
         # the previous task's Trainer sits in reference cycles with its batches (joint: a concatenated copy of the
         # data): collect it now, not whenever the cyclic GC next runs, or old copies pile up (permuted MNIST: GBs)
         gc.collect()
+        if adaptation is not None:
+            tracker.log_metrics(adaptation.measure(learner, task.train, t, task_seed(seed, t)), step=t)
         data = learner.strategy.task_data(stream, t)
         generator = torch.Generator().manual_seed(task_seed(seed, t))
         batches = TensorBatches(data, budget.batch_size, budget.iterations, budget.epochs, generator)
@@ -141,7 +147,7 @@ def run_stream(
         fit_seconds.append(seconds)
         save_checkpoint(ckpt_path, t + 1, R, learner, tracker.run_id, config_hash)
         tracker.log_row(t + 1, R)
-        tracker.log_metrics({"time/fit_seconds": seconds}, step=t + 1)
+        tracker.log_metrics({"time/fit_seconds": seconds, **learner.strategy.row_metrics(learner)}, step=t + 1)
         loss = float(learner.last_loss) if learner.last_loss is not None else float("nan")
         log.info(
             "task %d/%d classes %s: %d steps in %.1f s (%.2f ms/step), loss %.4f | acc seen %.4f, all %.4f",

@@ -105,3 +105,28 @@ def test_sigkill_during_task_3_then_resume_equals_uninterrupted(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     assert client.get_run(run_id).info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(run_id, "acc/task_0")] == [0, 1, 2, 3, 4, 5]
+
+
+def test_run_py_maml_with_fast_adaptation(tmp_path):
+    """La-MAML (manual optimisation) and the fast-adaptation series through run.py; progressive's run is in the
+    strategy loop of test_strategies.py."""
+    done = run_py(
+        "benchmark=split_mnist_5k",
+        "benchmark.n_tasks=2",
+        "strategy=maml",
+        "scenario=class_il",
+        "train.batch_size=8",
+        "train.iterations=6",
+        "strategy.glances=1",
+        "strategy.inner_batch_size=8",
+        "eval.adaptation_steps=[1,5]",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"hydra.run.dir={tmp_path}/run",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run = client.search_runs([client.get_experiment_by_name("lepton").experiment_id])[0]
+    assert run.info.status == "FINISHED" and run.data.tags["lepton.strategy"] == "maml"
+    assert {"model/params", "train/loss", "final/avg_acc"} <= set(run.data.metrics)
+    assert {f"adapt/task_{j}/steps_{n}" for j in (0, 1) for n in (1, 5)} <= set(run.data.metrics)

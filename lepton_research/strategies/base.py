@@ -1,13 +1,15 @@
 """The Strategy hooks. A strategy is an nn.Module, so its buffers move with the model and are checkpointed.
 
-Every hook is a no-op by default; the learner calls them in this order for each task:
+Every hook is a no-op by default. ``setup`` runs once, when the learner is built (it may check the scenario,
+create state shaped like the model, or wrap the model: progressive columns). Then, for each task:
 ``task_data`` -> ``before_task`` -> per step (``train_batch``, ``loss``, ``after_backward``, ``after_step``)
--> ``after_task``. ``training_step`` replaces the standard step (manual optimisation, e.g. MAML).
+-> ``after_task``. ``training_step`` replaces the standard step (manual optimisation, e.g. MAML), and
+``make_optimizer`` replaces the configured optimizer. ``row_metrics`` is logged with every row of R.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
@@ -15,6 +17,7 @@ from torch import nn
 if TYPE_CHECKING:
     from lepton_research.data.stream import Task, TaskStream, TensorData
     from lepton_research.learner import ContinualModule
+    from lepton_research.scenarios import Scenario
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -26,6 +29,13 @@ def buffer_key(param_name: str) -> str:
 
 class Strategy(nn.Module):
     """Base class: fine-tuning on each task in turn (no protection against forgetting)."""
+
+    scenarios: ClassVar[tuple[str, ...]] = ("task_il", "domain_il", "class_il")  # the scenarios it can run
+    scenario_reason: ClassVar[str] = ""  # why the others are not allowed (shown in the error)
+
+    def setup(self, model: nn.Module, scenario: Scenario) -> nn.Module:
+        """Called once when the learner is built; returns the model to train (default: ``model`` itself)."""
+        return model
 
     def task_data(self, stream: TaskStream, t: int) -> TensorData:
         """The data that task t is trained on (default: task t's own training set)."""
@@ -51,7 +61,12 @@ class Strategy(nn.Module):
     def after_task(self, task: Task, learner: ContinualModule) -> None:
         """Called after fitting a task, before it is evaluated."""
 
-    training_step = None  # a strategy may define training_step(learner, batch) to replace the standard step
+    training_step = None  # a strategy may define training_step(learner, batch, batch_idx) to replace the step
+    make_optimizer = None  # a strategy may define make_optimizer(learner) to replace the configured optimizer
+
+    def row_metrics(self, learner: ContinualModule) -> dict[str, float]:
+        """Logged with each row of R, at step = tasks trained (default: the model's parameter count)."""
+        return {"model/params": float(sum(p.numel() for p in learner.model.parameters()))}
 
     keeps_memory = False  # True where memory_data() returns the examples the strategy keeps (e.g. replay)
 

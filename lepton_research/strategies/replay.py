@@ -83,26 +83,10 @@ class Replay(Strategy):
 
     def _reservoir(self, data, global_y) -> None:
         fresh = (data.x, data.y, data.task, global_y)
-        mem = [m.clone() if m.numel() else f[:0].clone() for m, f in zip(self.memory(), fresh, strict=True)]
-        cap = self.capacity(len(set(mem[3].tolist()) | set(global_y.unique().tolist())))
-        n_mem, seen = mem[0].shape[0], int(self.n_seen)
-        replace: dict[int, int] = {}  # memory slot -> index of the incoming example that takes it
-        appended: list[int] = []
-        for i in torch.randperm(len(data)).tolist():  # the task's examples arrive in a random order
-            if n_mem + len(appended) < cap:
-                appended.append(i)
-            else:
-                j = int(torch.randint(seen + 1, ()))
-                if j < n_mem:
-                    replace[j] = i
-                elif j < cap:
-                    appended[j - n_mem] = i
-            seen += 1
-        slots, sources = list(replace), list(replace.values())
-        for m, f in zip(mem, fresh, strict=True):
-            m[slots] = f[sources]
+        cap = self.capacity(len(set(self.mem_class.tolist()) | set(global_y.unique().tolist())))
+        memory, seen = reservoir(self.memory(), fresh, int(self.n_seen), cap)
         self.n_seen.fill_(seen)
-        self._set(*(torch.cat([m, f[appended]]) for m, f in zip(mem, fresh, strict=True)))
+        self._set(*memory)
 
     keeps_memory = True
 
@@ -111,3 +95,29 @@ class Replay(Strategy):
 
     def memory(self) -> tuple[torch.Tensor, ...]:
         return self.mem_x, self.mem_y, self.mem_task, self.mem_class
+
+
+def reservoir(
+    memory: tuple[torch.Tensor, ...], fresh: tuple[torch.Tensor, ...], n_seen: int, capacity: int
+) -> tuple[tuple[torch.Tensor, ...], int]:
+    """Reservoir sampling (Vitter 1985, algorithm R) of the ``fresh`` examples, offered in a random order, into
+    ``memory`` (aligned tensors; empty ones take their shape from ``fresh``) after ``n_seen`` earlier offers.
+    Returns the new memory (at most ``capacity`` rows) and the new number of offers."""
+    mem = [m.clone() if m.numel() else f[:0].clone() for m, f in zip(memory, fresh, strict=True)]
+    n_mem, seen = mem[0].shape[0], n_seen
+    replace: dict[int, int] = {}  # memory slot -> index of the incoming example that takes it
+    appended: list[int] = []
+    for i in torch.randperm(len(fresh[0])).tolist():
+        if n_mem + len(appended) < capacity:
+            appended.append(i)
+        else:
+            j = int(torch.randint(seen + 1, ()))
+            if j < n_mem:
+                replace[j] = i
+            elif j < capacity:
+                appended[j - n_mem] = i
+        seen += 1
+    slots, sources = list(replace), list(replace.values())
+    for m, f in zip(mem, fresh, strict=True):
+        m[slots] = f[sources]
+    return tuple(torch.cat([m, f[appended]]) for m, f in zip(mem, fresh, strict=True)), seen

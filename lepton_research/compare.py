@@ -73,6 +73,7 @@ def plot(data: dict, path: Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, len(CURVES), figsize=(6 * len(CURVES), 4.2))
     for ax, (metric, name) in zip(axes, CURVES, strict=True):
@@ -85,6 +86,7 @@ def plot(data: dict, path: Path, title: str) -> None:
             mean, sem = mean_sem(values)
             line = ax.plot(x, mean, marker="o", label=f"{label(group)} (n={values.shape[0]})")[0]
             ax.fill_between(x, mean - sem, mean + sem, color=line.get_color(), alpha=0.2)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("tasks trained")
         ax.set_ylabel(name)
         ax.set_ylim(0, 1.02)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ class Cell:
     scenario: str
     published: tuple[float, float]
     values: list[float]
+    seeds: list[str] = field(default_factory=list)  # the lepton.seed tag of each value, in the same order
 
     @property
     def n(self) -> int:
@@ -73,14 +74,19 @@ def collect(expected: dict, uri: str) -> list[Cell]:
     cells = []
     for strategy, row in expected["cells"].items():
         for scenario, (mean, sem) in row.items():
-            values = [
-                scale * r.data.metrics[metric]
-                for r in latest.values()
-                if r.data.tags.get("lepton.strategy") == strategy
-                and r.data.tags.get("lepton.scenario") == scenario
-                and metric in r.data.metrics
-            ]
-            cells.append(Cell(strategy, scenario, (float(mean), float(sem)), values))
+            found = sorted(
+                (
+                    (r.data.tags.get("lepton.seed", "?"), scale * r.data.metrics[metric])
+                    for r in latest.values()
+                    if r.data.tags.get("lepton.strategy") == strategy
+                    and r.data.tags.get("lepton.scenario") == scenario
+                    and metric in r.data.metrics
+                ),
+                key=lambda seed_value: _seed_key(seed_value[0]),
+            )
+            values = [v for _, v in found]
+            seeds = [s for s, _ in found]
+            cells.append(Cell(strategy, scenario, (float(mean), float(sem)), values, seeds))
     return cells
 
 
@@ -110,8 +116,34 @@ def markdown(expected: dict, cells: list[Cell]) -> str:
             parts += [measured, f"{c.published[0]:.2f} +- {c.published[1]:.2f}", c.verdict(points)]
         lines.append(f"| {strategy} | " + " | ".join(parts) + " |")
     matched = sum(c.verdict(points) == "match" for c in cells)
-    lines += ["", f"{matched} of {len(cells)} cells match."]
+    lines += ["", f"{matched} of {len(cells)} cells match.", ""]
+    lines += per_seed(expected, cells)
     return "\n".join(lines) + "\n"
+
+
+def _seed_key(seed: str) -> tuple[int, int | str]:
+    """Numeric seeds in numeric order, then any others."""
+    return (0, int(seed)) if seed.lstrip("-").isdigit() else (1, seed)
+
+
+def per_seed(expected: dict, cells: list[Cell]) -> list[str]:
+    """One table per scenario, method x seed: the same seed deals the same classes to every method, so a
+    deviation shared by all methods in a column comes from that seed's class order, not from a method."""
+    lines = ["## Per seed", ""]
+    for s in expected["scenarios"]:
+        row_cells = [c for c in cells if c.scenario == s]
+        seeds = sorted({seed for c in row_cells for seed in c.seeds}, key=_seed_key)
+        if not seeds:
+            continue
+        lines += [f"{s}:", "", "| method | " + " | ".join(f"seed {x}" for x in seeds) + " |"]
+        lines.append("|---|" + "---|" * len(seeds))
+        for c in row_cells:
+            by_seed = dict(zip(c.seeds, c.values, strict=True))
+            lines.append(
+                f"| {c.strategy} | " + " | ".join(f"{by_seed[x]:.2f}" if x in by_seed else "-" for x in seeds) + " |"
+            )
+        lines.append("")
+    return lines
 
 
 def bar_chart(expected: dict, cells: list[Cell], path: Path) -> None:

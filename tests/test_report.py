@@ -17,6 +17,18 @@ def test_cell_statistics_and_verdict():
     assert report.Cell("x", "y", (50.0, 0.1), []).verdict(2.0) == "no runs"
 
 
+def test_per_seed_table_aligns_seeds_across_methods():
+    expected = {"scenarios": ["domain_il"]}
+    cells = [
+        report.Cell("naive", "domain_il", (59.0, 2.0), [60.0, 70.5], ["2", "10"]),
+        report.Cell("ewc", "domain_il", (64.0, 1.9), [61.25], ["10"]),
+    ]
+    lines = report.per_seed(expected, cells)
+    assert "| method | seed 2 | seed 10 |" in lines  # numeric order, not "10" < "2"
+    assert "| naive | 60.00 | 70.50 |" in lines
+    assert "| ewc | - | 61.25 |" in lines
+
+
 def test_report_from_mlflow(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     for strategy in ("naive", "joint"):
@@ -55,6 +67,11 @@ def test_report_from_mlflow(tmp_path):
     assert cells[("naive", "class_il")].verdict(2.0) == "match"
     assert cells[("joint", "class_il")].verdict(2.0) == "MISS"
     assert "| naive |" in text and "1 of 2 cells match" in text
+    # per seed: one column per seed, each figure the run's own final/avg_acc x 100
+    naive = cells[("naive", "class_il")]
+    assert naive.seeds == ["0", "1"]
+    assert "| method | seed 0 | seed 1 |" in text
+    assert f"| naive | {naive.values[0]:.2f} | {naive.values[1]:.2f} |" in text
 
 
 def test_sweep_again_skips_finished_cells(tmp_path):

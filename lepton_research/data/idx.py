@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,3 +46,29 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     data = header + array.tobytes()
     path = Path(path)
     path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+
+
+def read_idx_set(
+    dataset: str,
+    files: dict[str, tuple],
+    locate: Callable[[str], Path],
+    verify: Callable[[Path, str], None] | None,
+    fetch_command: str,
+) -> dict[str, np.ndarray]:
+    """The four files of an MNIST-format set (``files``: name -> (shape, ...)) as uint8 arrays train_x, train_y,
+    test_x, test_y; each file is verified (if ``verify``) and checked for its shape, an error names the file."""
+    arrays = {}
+    for name, (shape, *_) in files.items():
+        path = locate(name)
+        if verify is not None:
+            verify(path, name)
+        array = read_idx(path)
+        if array.shape != shape:
+            raise DataFileError(f"{path}: shape {array.shape}, {dataset}'s is {shape}. Run `{fetch_command}`.")
+        arrays[name] = array
+    return {
+        "train_x": arrays["train-images-idx3-ubyte"],
+        "train_y": arrays["train-labels-idx1-ubyte"].astype(np.int64),
+        "test_x": arrays["t10k-images-idx3-ubyte"],
+        "test_y": arrays["t10k-labels-idx1-ubyte"].astype(np.int64),
+    }

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lepton_research.data.idx import DataFileError, read_idx
+from lepton_research.data.idx import DataFileError, read_idx_set
 
 log = logging.getLogger(__name__)
 
@@ -87,21 +87,9 @@ def load_mnist(data_dir: str | Path, verify: bool = True) -> dict[str, np.ndarra
             f"MNIST file(s) missing in {raw_dir(data_dir).resolve()}: {', '.join(missing)} (plain or .gz). "
             f"Run `{fetch_command(data_dir)}` (or `make data`), or use benchmark=split_mnist_5k, which needs no files."
         )
-    arrays = {}
-    for name, (shape, _, _) in FILES.items():
-        path = find_file(data_dir, name)
-        if verify:
-            verify_file(path, name)
-        array = read_idx(path)
-        if array.shape != shape:
-            raise DataFileError(f"{path}: shape {array.shape}, MNIST's is {shape}. Run `{FETCH_COMMAND}`.")
-        arrays[name] = array
-    return {
-        "train_x": arrays["train-images-idx3-ubyte"],
-        "train_y": arrays["train-labels-idx1-ubyte"].astype(np.int64),
-        "test_x": arrays["t10k-images-idx3-ubyte"],
-        "test_y": arrays["t10k-labels-idx1-ubyte"].astype(np.int64),
-    }
+    return read_idx_set(
+        "MNIST", FILES, lambda name: find_file(data_dir, name), verify_file if verify else None, FETCH_COMMAND
+    )
 
 
 def load_mnist_5k(test_fraction: float = 0.2, split_seed: int = 0) -> dict[str, np.ndarray]:

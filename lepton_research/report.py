@@ -3,9 +3,10 @@
     python -m lepton_research.report experiments/vandeven2019_three_scenarios [--uri sqlite:///mlflow.db]
 
 Reads ``expected.yaml`` in the experiment folder, finds the FINISHED runs of its MLflow experiment, groups them by
-``lepton.strategy`` x ``lepton.scenario`` (one run per config hash: the latest), and writes ``report.md`` and
-``report.png`` (bars with error bars: measured beside published) next to it. Verdict per cell: the measured mean
-lies within the published mean +- max(2 s.e.m. of either, ``tolerance_points``).
+``lepton.strategy`` x ``lepton.scenario`` (one run per config hash: the latest), and writes ``report.md`` (the
+table, then a method x seed table per scenario, by ``lepton.seed``) and ``report.png`` (bars with error bars:
+measured beside published) next to it. Verdict per cell: the measured mean lies within the published mean
++- max(2 s.e.m. of either, ``tolerance_points``).
 """
 
 from __future__ import annotations

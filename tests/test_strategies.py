@@ -17,6 +17,7 @@ from lepton_research.data.stream import Task, TensorData
 from lepton_research.distill import distillation_loss
 from lepton_research.scenarios import Scenario
 from lepton_research.strategies.ewc import EWC, per_sample_fisher
+from lepton_research.strategies.lwf import LwF
 from lepton_research.strategies.online_ewc import OnlineEWC
 from lepton_research.strategies.replay import Replay
 from lepton_research.strategies.si import SI
@@ -327,6 +328,39 @@ def test_distillation_with_a_wider_student_pads_the_teacher_with_zeros():
     # a student equal to the teacher on the old classes and -inf elsewhere has nothing left to learn
     same = torch.tensor([[2.0, 0.0, float("-inf"), float("-inf")]])
     assert distillation_loss(same, teacher, 1.0).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_distillation_mean_over_units_divides_by_the_students_width():
+    """van de Ven's 2018 loss_fn_kd: (-p * log q).mean() over batch and units, p padded with zeros to the student's
+    4 units. Cross-entropy and KL differ by the teacher's entropy, so compare KL / 4 with the hand value."""
+    teacher = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    student = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.5, -1.0, 2.0, 0.0]])
+    p = torch.softmax(teacher / 2, 1)
+    log_q = torch.log_softmax(student / 2, 1)[:, :2]
+    kl_rows = (p * (p.log() - log_q)).sum(1)
+    summed = 4 * kl_rows.mean().item()  # T^2 = 4
+    assert distillation_loss(student, teacher, 2.0).item() == pytest.approx(summed, rel=1e-6)
+    assert distillation_loss(student, teacher, 2.0, over_units="mean").item() == pytest.approx(summed / 4, rel=1e-6)
+    # their cross-entropy form, written out, has the same gradient with respect to the student
+    s1 = student.clone().requires_grad_(True)
+    padded = torch.cat([p, torch.zeros(2, 2)], 1)
+    (4 * (-padded * torch.log_softmax(s1 / 2, 1)).mean()).backward()
+    s2 = student.clone().requires_grad_(True)
+    distillation_loss(s2, teacher, 2.0, over_units="mean").backward()
+    assert torch.allclose(s1.grad, s2.grad, atol=1e-7)
+    with pytest.raises(ValueError, match="over_units"):
+        distillation_loss(student, teacher, 2.0, over_units="avg")
+    with pytest.raises(ValueError, match="over_units"):
+        LwF(over_units="avg")
+
+
+def test_vandeven2019_presets_distil_with_their_2018_form_and_the_default_is_the_kl():
+    from tests.conftest import compose_cfg
+
+    for scenario in ("task", "domain", "class"):
+        cfg = compose_cfg([f"experiment=vandeven2019/split_mnist_{scenario}_il", "strategy=lwf"])
+        assert (cfg.strategy.over_units, cfg.strategy.temperature, cfg.strategy.alpha) == ("mean", 2.0, None)
+    assert compose_cfg(["strategy=lwf"]).strategy.over_units == "sum"
 
 
 def test_ewc_closed_form_gradient_equals_autograd_of_the_summed_penalty():

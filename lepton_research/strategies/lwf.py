@@ -7,6 +7,8 @@ heads), in domain-IL the shared head. In class-IL the student's softmax runs, by
 (old and current classes, teacher padded with zeros: van de Ven's code); ``student_units: old`` restricts it to the
 old classes. Loss of task t (1-based): with ``alpha: null`` van de Ven's mix
 (1/t) * CE + (1 - 1/t) * distillation; with a number, CE + alpha * distillation (Li & Hoiem's lambda_o).
+``over_units: mean`` divides the distillation term by the student's number of units (van de Ven's 2018 code,
+the form the published Three-scenarios numbers match); ``sum``, the default, is the KL divergence itself.
 """
 
 from __future__ import annotations
@@ -20,8 +22,17 @@ from lepton_research.strategies.base import Strategy
 
 
 class LwF(Strategy):
-    def __init__(self, temperature: float = 2.0, alpha: float | None = None, student_units: str = "all_active") -> None:
+    def __init__(
+        self,
+        temperature: float = 2.0,
+        alpha: float | None = None,
+        student_units: str = "all_active",
+        over_units: str = "sum",
+    ) -> None:
         super().__init__()
+        if over_units not in ("sum", "mean"):
+            raise ValueError(f"strategy.over_units = {over_units!r} is not allowed: sum or mean")
+        self.over_units = over_units
         if student_units not in ("all_active", "old"):
             raise ValueError(f"strategy.student_units = {student_units!r} is not allowed: all_active or old")
         self.student_units = student_units
@@ -60,15 +71,15 @@ class LwF(Strategy):
             c = scenario.classes_per_task
             heads = [slice(s * c, (s + 1) * c) for s in self._old_tasks]
             return torch.stack(
-                [distillation_loss(new_raw[:, h], old_raw[:, h], self.temperature) for h in heads]
+                [distillation_loss(new_raw[:, h], old_raw[:, h], self.temperature, self.over_units) for h in heads]
             ).mean()
         if scenario.name == "class_il":
             old, current = self._old_classes, self._current_classes
             student = (
                 new_raw[:, old] if self.student_units == "old" else torch.cat([new_raw[:, old], new_raw[:, current]], 1)
             )
-            return distillation_loss(student, old_raw[:, old], self.temperature)
-        return distillation_loss(new_raw, old_raw, self.temperature)
+            return distillation_loss(student, old_raw[:, old], self.temperature, self.over_units)
+        return distillation_loss(new_raw, old_raw, self.temperature, self.over_units)
 
     def loss(self, learner, batch, logits, ce):
         if not self._teacher:

@@ -216,6 +216,10 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             "lepton.augment": names["augment"],
             "lepton.config_hash": chash,
             "lepton.git_sha": git_sha(),
+            # the same commit and seed can give other digits on another CPU (its kernels round differently):
+            # these two tell which machines' runs are bit-comparable
+            "lepton.torch": torch.__version__,
+            "lepton.cpu_capability": torch.backends.cpu.get_cpu_capability(),
             **sweep_tags(),
         },
         params=flatten(OmegaConf.to_container(cfg, resolve=True)),

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from lepton_research import cli, loop, metrics
@@ -37,8 +38,11 @@ def test_mlflow_contract(tiny_cfg, tmp_path, scenario):
         "lepton.seed",
         "lepton.config_hash",
         "lepton.git_sha",
+        "lepton.torch",
+        "lepton.cpu_capability",
     ):
         assert tag in tags
+    assert tags["lepton.torch"] == torch.__version__
     assert tags["lepton.scenario"] == scenario and tags["lepton.benchmark"] == "split_mnist_5k"
     assert run.data.params["train.iterations"] == "30" and run.data.params["optimizer.lr"] == "0.001"
 

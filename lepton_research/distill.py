@@ -20,9 +20,9 @@ def distillation_loss(
     all of its outputs and the teacher's distribution is padded with zeros (van de Ven's ``loss_fn_kd``).
 
     ``over_units`` says how the per-unit terms are combined: ``sum`` is the KL divergence itself; ``mean`` divides it
-    by the student's number of outputs, as van de Ven's 2018 ``utils.loss_fn_kd`` did (``(-p * log q).mean()`` over
-    batch and units, commit e17b714); the published Three-scenarios LwF numbers are reproduced with that form only
-    (experiments/vandeven2019_three_scenarios/README.md).
+    by the student's number of outputs, as an earlier revision of van de Ven's ``utils.loss_fn_kd`` did
+    (``(-p * log q).mean()`` over batch and units, commit e17b714); the published Three-scenarios LwF numbers are
+    reproduced with that form only (experiments/vandeven2019_three_scenarios/README.md).
     """
     if over_units not in ("sum", "mean"):
         raise ValueError(f"distillation over_units = {over_units!r} is not allowed: sum or mean")

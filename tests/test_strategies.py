@@ -331,8 +331,8 @@ def test_distillation_with_a_wider_student_pads_the_teacher_with_zeros():
 
 
 def test_distillation_mean_over_units_divides_by_the_students_width():
-    """van de Ven's 2018 loss_fn_kd: (-p * log q).mean() over batch and units, p padded with zeros to the student's
-    4 units. Cross-entropy and KL differ by the teacher's entropy, so compare KL / 4 with the hand value."""
+    """van de Ven's earlier loss_fn_kd (commit e17b714): (-p * log q).mean() over batch and units, p padded with
+    zeros to the student's 4 units. Cross-entropy and KL differ by the teacher's entropy: compare KL / 4."""
     teacher = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     student = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.5, -1.0, 2.0, 0.0]])
     p = torch.softmax(teacher / 2, 1)
@@ -354,7 +354,7 @@ def test_distillation_mean_over_units_divides_by_the_students_width():
         LwF(over_units="avg")
 
 
-def test_vandeven2019_presets_distil_with_their_2018_form_and_the_default_is_the_kl():
+def test_vandeven2019_presets_distil_with_their_earlier_form_and_the_default_is_the_kl():
     from tests.conftest import compose_cfg
 
     for scenario in ("task", "domain", "class"):

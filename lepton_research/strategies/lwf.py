@@ -7,8 +7,8 @@ heads), in domain-IL the shared head. In class-IL the student's softmax runs, by
 (old and current classes, teacher padded with zeros: van de Ven's code); ``student_units: old`` restricts it to the
 old classes. Loss of task t (1-based): with ``alpha: null`` van de Ven's mix
 (1/t) * CE + (1 - 1/t) * distillation; with a number, CE + alpha * distillation (Li & Hoiem's lambda_o).
-``over_units: mean`` divides the distillation term by the student's number of units (van de Ven's 2018 code,
-the form the published Three-scenarios numbers match); ``sum``, the default, is the KL divergence itself.
+``over_units: mean`` divides the distillation term by the student's number of units (an earlier revision of
+van de Ven's code, the form the published Three-scenarios numbers match); ``sum``, the default, is the KL itself.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+OVER_UNITS = ("sum", "mean")  # how the distillation term combines the units: the KL itself, or the KL / #units
+
 
 def distillation_loss(
     student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, over_units: str = "sum"
@@ -24,8 +26,8 @@ def distillation_loss(
     (``(-p * log q).mean()`` over batch and units, commit e17b714); the published Three-scenarios LwF numbers are
     reproduced with that form only (experiments/vandeven2019_three_scenarios/README.md).
     """
-    if over_units not in ("sum", "mean"):
-        raise ValueError(f"distillation over_units = {over_units!r} is not allowed: sum or mean")
+    if over_units not in OVER_UNITS:
+        raise ValueError(f"distillation over_units = {over_units!r} is not allowed: {' or '.join(OVER_UNITS)}")
     if temperature <= 0:
         raise ValueError(f"distillation temperature must be > 0, got {temperature}")
     k = teacher_logits.shape[1]

@@ -21,6 +21,7 @@ from lepton_research.strategies.lwf import LwF
 from lepton_research.strategies.online_ewc import OnlineEWC
 from lepton_research.strategies.replay import Replay
 from lepton_research.strategies.si import SI
+from tests.conftest import compose_cfg
 
 STRATEGIES = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "strategy").glob("*.yaml"))
 # overrides that keep a slow strategy's tiny run tiny (La-MAML: one second-order inner step per example by default)
@@ -355,8 +356,6 @@ def test_distillation_mean_over_units_divides_by_the_students_width():
 
 
 def test_vandeven2019_presets_distil_with_their_earlier_form_and_the_default_is_the_kl():
-    from tests.conftest import compose_cfg
-
     for scenario in ("task", "domain", "class"):
         cfg = compose_cfg([f"experiment=vandeven2019/split_mnist_{scenario}_il", "strategy=lwf"])
         assert (cfg.strategy.over_units, cfg.strategy.temperature, cfg.strategy.alpha) == ("mean", 2.0, None)

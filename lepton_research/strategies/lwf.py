@@ -17,7 +17,7 @@ import copy
 
 import torch
 
-from lepton_research.distill import distillation_loss
+from lepton_research.distill import OVER_UNITS, distillation_loss
 from lepton_research.strategies.base import Strategy
 
 
@@ -30,8 +30,8 @@ class LwF(Strategy):
         over_units: str = "sum",
     ) -> None:
         super().__init__()
-        if over_units not in ("sum", "mean"):
-            raise ValueError(f"strategy.over_units = {over_units!r} is not allowed: sum or mean")
+        if over_units not in OVER_UNITS:  # checked here too, so a bad value fails before the first task trains
+            raise ValueError(f"strategy.over_units = {over_units!r} is not allowed: {' or '.join(OVER_UNITS)}")
         self.over_units = over_units
         if student_units not in ("all_active", "old"):
             raise ValueError(f"strategy.student_units = {student_units!r} is not allowed: all_active or old")
